@@ -1,0 +1,223 @@
+package queue
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Emitter sends finished IPv4 and IPv6 packets through raw IPPROTO_RAW
+// sockets (the header is sent as built), a batch per family per sendmmsg.
+// Every socket carries the daemon's mark so the ruleset accepts our own
+// packets before any queue rule. Not safe for concurrent use: one per worker.
+type Emitter struct {
+	fam [2]emitQueue // 0: IPv4, 1: IPv6
+
+	// arena holds copies of packets that would not outlive their source
+	// buffer (translator scratch: fragments, generated errors).
+	arena []byte
+	used  int
+
+	sent, failed uint64
+	// LastErr is the most recent send error, for logs.
+	LastErr error
+}
+
+type emitQueue struct {
+	file *os.File
+	rc   syscall.RawConn
+	n    int
+	pkts [][]byte
+	iov  []unix.Iovec
+	hdrs []unix.Mmsghdr
+	sa4  []unix.RawSockaddrInet4
+	sa6  []unix.RawSockaddrInet6
+}
+
+// EmitterConfig configures the raw sockets.
+type EmitterConfig struct {
+	Mark  uint32 // SO_MARK on every socket
+	Batch int    // packets per family per flush (default 128)
+	NetNS int    // network namespace fd, 0 for the current one
+}
+
+// NewEmitter opens the two raw sockets. It needs CAP_NET_RAW and, for the
+// mark, CAP_NET_ADMIN.
+func NewEmitter(cfg EmitterConfig) (*Emitter, error) {
+	if cfg.Batch <= 0 {
+		cfg.Batch = 128
+	}
+	e := &Emitter{arena: make([]byte, cfg.Batch*2*2048)}
+	for i, af := range []int{unix.AF_INET, unix.AF_INET6} {
+		open := func() (int, error) {
+			return unix.Socket(af, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.IPPROTO_RAW)
+		}
+		var fd int
+		var err error
+		if cfg.NetNS != 0 {
+			fd, err = socketAt(cfg.NetNS, open)
+		} else {
+			fd, err = open()
+		}
+		if err != nil {
+			e.Close()
+			return nil, fmt.Errorf("raw socket (family %d): %w", af, err)
+		}
+		if cfg.Mark != 0 {
+			if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_MARK, int(cfg.Mark)); err != nil {
+				unix.Close(fd)
+				e.Close()
+				return nil, fmt.Errorf("raw socket: set SO_MARK: %w", err)
+			}
+		}
+		q := &e.fam[i]
+		q.file = os.NewFile(uintptr(fd), "raw")
+		if q.rc, err = q.file.SyscallConn(); err != nil {
+			e.Close()
+			return nil, fmt.Errorf("raw socket: %w", err)
+		}
+		q.pkts = make([][]byte, cfg.Batch)
+		q.iov = make([]unix.Iovec, cfg.Batch)
+		q.hdrs = make([]unix.Mmsghdr, cfg.Batch)
+		if af == unix.AF_INET {
+			q.sa4 = make([]unix.RawSockaddrInet4, cfg.Batch)
+		} else {
+			q.sa6 = make([]unix.RawSockaddrInet6, cfg.Batch)
+		}
+	}
+	return e, nil
+}
+
+// ErrBadPacket is returned by Add for a packet that is neither IPv4 nor IPv6.
+var ErrBadPacket = errors.New("emit: not an IPv4 or IPv6 packet")
+
+// Add queues pkt for the next Flush. With stable false the packet is copied,
+// because its buffer may be reused before Flush (translator scratch). A full
+// batch is flushed first.
+func (e *Emitter) Add(pkt []byte, stable bool) error {
+	if len(pkt) < 20 {
+		return ErrBadPacket
+	}
+	var q *emitQueue
+	switch pkt[0] >> 4 {
+	case 4:
+		q = &e.fam[0]
+	case 6:
+		if len(pkt) < 40 {
+			return ErrBadPacket
+		}
+		q = &e.fam[1]
+	default:
+		return ErrBadPacket
+	}
+	if q.n == len(q.pkts) || (!stable && e.used+len(pkt) > len(e.arena)) {
+		e.Flush()
+	}
+	if !stable {
+		if len(pkt) > len(e.arena) {
+			return fmt.Errorf("emit: packet of %d bytes exceeds the copy arena", len(pkt))
+		}
+		c := e.arena[e.used : e.used+len(pkt)]
+		copy(c, pkt)
+		e.used += len(pkt)
+		pkt = c
+	}
+	q.pkts[q.n] = pkt
+	q.n++
+	return nil
+}
+
+// Flush sends every queued packet and returns how many the kernel refused
+// (no route, too big): those are skipped, counted, and the rest still sent.
+func (e *Emitter) Flush() (failed int) {
+	for i := range e.fam {
+		sent, bad, err := e.fam[i].flush(i == 1)
+		e.sent += uint64(sent)
+		e.failed += uint64(bad)
+		failed += bad
+		if err != nil {
+			e.LastErr = err
+		}
+	}
+	e.used = 0
+	return failed
+}
+
+// take returns the packets sent and refused since the last call (a full
+// batch may have been flushed inside Add).
+func (e *Emitter) take() (sent, failed uint64) {
+	sent, failed = e.sent, e.failed
+	e.sent, e.failed = 0, 0
+	return sent, failed
+}
+
+func (q *emitQueue) flush(v6 bool) (sent, failed int, last error) {
+	if q.n == 0 {
+		return 0, 0, nil
+	}
+	for i := 0; i < q.n; i++ {
+		p := q.pkts[i]
+		q.iov[i].Base = &p[0]
+		q.iov[i].SetLen(len(p))
+		h := &q.hdrs[i].Hdr
+		h.Iov = &q.iov[i]
+		h.SetIovlen(1)
+		if v6 {
+			sa := &q.sa6[i]
+			sa.Family = unix.AF_INET6
+			copy(sa.Addr[:], p[24:40])
+			h.Name = (*byte)(unsafe.Pointer(sa))
+			h.Namelen = unix.SizeofSockaddrInet6
+		} else {
+			sa := &q.sa4[i]
+			sa.Family = unix.AF_INET
+			copy(sa.Addr[:], p[16:20])
+			h.Name = (*byte)(unsafe.Pointer(sa))
+			h.Namelen = unix.SizeofSockaddrInet4
+		}
+	}
+	for start := 0; start < q.n; {
+		var n int
+		var serr syscall.Errno
+		err := q.rc.Write(func(fd uintptr) bool {
+			r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&q.hdrs[start])), uintptr(q.n-start), unix.MSG_DONTWAIT, 0, 0)
+			if e == unix.EAGAIN {
+				return false
+			}
+			n, serr = int(r), e
+			return true
+		})
+		if err != nil { // socket closed
+			failed += q.n - start
+			last = fmt.Errorf("sendmmsg: %w", err)
+			break
+		}
+		if serr != 0 {
+			// sendmmsg reports an error only when the first message of the
+			// call failed: skip that packet and go on with the rest.
+			failed++
+			last = fmt.Errorf("sendmmsg: %w", serr)
+			n = 1
+		} else {
+			sent += n
+		}
+		start += n
+	}
+	clear(q.pkts[:q.n])
+	q.n = 0
+	return sent, failed, last
+}
+
+// Close closes both sockets.
+func (e *Emitter) Close() error {
+	for i := range e.fam {
+		if e.fam[i].file != nil {
+			e.fam[i].file.Close()
+		}
+	}
+	return nil
+}

@@ -1,0 +1,319 @@
+package queue
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/xt"
+	"golang.org/x/sys/unix"
+
+	"github.com/bih-nfq/bih-nfq/internal/drop"
+	"github.com/bih-nfq/bih-nfq/internal/testenv"
+)
+
+const testMark = 0x6b1a
+
+// testNS creates a network namespace with loopback up and a route for
+// 10.170.160.0/20 via lo, and returns an fd for it.
+func testNS(t *testing.T) int {
+	t.Helper()
+	testenv.RequireRoot(t)
+	testenv.RequireCommand(t, "ip")
+	name := fmt.Sprintf("bihq%d", os.Getpid()%100000)
+	run := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v: %s", args, err, out)
+		}
+	}
+	run("netns", "add", name)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
+	run("-n", name, "link", "set", "lo", "up")
+	run("-n", name, "route", "add", "10.170.160.0/20", "dev", "lo", "src", "127.0.0.1")
+	fd, err := unix.Open("/run/netns/"+name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	return fd
+}
+
+// steer installs, in the namespace, "meta mark MARK accept" then
+// "ip daddr 10.170.160.0/20 queue num Q" (xtables NFQUEUE target, as this
+// kernel lacks the native queue expression) in the output hook.
+func steer(t *testing.T, ns int, q uint16) {
+	t.Helper()
+	c, err := nftables.New(nftables.WithNetNSFd(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab := c.AddTable(&nftables.Table{Family: nftables.TableFamilyIPv4, Name: "qtest"})
+	ch := c.AddChain(&nftables.Chain{Name: "out", Table: tab, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityFilter})
+	var mark [4]byte
+	binary.NativeEndian.PutUint32(mark[:], testMark)
+	c.AddRule(&nftables.Rule{Table: tab, Chain: ch, Exprs: []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: mark[:]},
+		&expr.Verdict{Kind: expr.VerdictAccept},
+	}})
+	info := make([]byte, 6)
+	binary.NativeEndian.PutUint16(info[0:2], q)
+	binary.NativeEndian.PutUint16(info[2:4], 1)
+	c.AddRule(&nftables.Rule{Table: tab, Chain: ch, Exprs: []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 3},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{10, 170, 160}},
+		&expr.Counter{},
+		&expr.Target{Name: "NFQUEUE", Rev: 3, Info: (*xt.Unknown)(&info)},
+	}})
+	if err := c.Flush(); err != nil {
+		t.Fatalf("install steering rules: %v", err)
+	}
+}
+
+// inNS runs f on a thread switched into ns (sockets made there stay there).
+func inNS(t *testing.T, ns int, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		if err := unix.Setns(ns, unix.CLONE_NEWNET); err != nil {
+			t.Errorf("setns: %v", err)
+			return
+		}
+		f()
+	}()
+	<-done
+}
+
+// redirect is a test handler: it rewrites IPv4 UDP to 10.170.160.0/20 so it
+// goes to 127.0.0.1 instead (full checksum recompute), emits it, and drops
+// the original — the same receive → emit → verdict path as translation.
+type redirect struct {
+	seen    atomic.Int64
+	settled atomic.Int64
+	hold    bool // hold every 10th packet (Pending), settle after release
+	release chan struct{}
+	conn    *Conn
+	wg      sync.WaitGroup
+}
+
+func (h *redirect) Handle(p *Packet, out Sink) uint32 {
+	h.seen.Add(1)
+	b := p.Payload()
+	if len(b) < 28 || b[0]>>4 != 4 || b[9] != unix.IPPROTO_UDP {
+		return Accept
+	}
+	ihl := int(b[0]&0xf) * 4
+	copy(b[16:20], []byte{127, 0, 0, 1})
+	b[10], b[11] = 0, 0
+	binary.BigEndian.PutUint16(b[10:12], csum(b[:ihl], 0))
+	udp := b[ihl:]
+	udp[6], udp[7] = 0, 0
+	var ph [12]byte
+	copy(ph[0:8], b[12:20])
+	ph[9] = unix.IPPROTO_UDP
+	binary.BigEndian.PutUint16(ph[10:12], uint16(len(udp)))
+	binary.BigEndian.PutUint16(udp[6:8], csum(udp, sum(ph[:], 0)))
+	if err := out.Add(b, within(b, p.Buf)); err != nil {
+		panic(err)
+	}
+	if h.hold && h.seen.Load()%10 == 1 {
+		id := p.ID
+		h.wg.Add(1)
+		go func() {
+			defer h.wg.Done()
+			<-h.release
+			if err := h.conn.SetVerdict(id, Drop); err == nil {
+				h.settled.Add(1)
+			}
+		}()
+		return Pending
+	}
+	return Drop
+}
+
+func sum(b []byte, s uint32) uint32 {
+	for len(b) >= 2 {
+		s += uint32(b[0])<<8 | uint32(b[1])
+		b = b[2:]
+	}
+	if len(b) == 1 {
+		s += uint32(b[0]) << 8
+	}
+	return s
+}
+
+func csum(b []byte, s uint32) uint16 {
+	s = sum(b, s)
+	for s>>16 != 0 {
+		s = s&0xffff + s>>16
+	}
+	return ^uint16(s)
+}
+
+func runQueue(t *testing.T, hold bool, count int) {
+	ns := testNS(t)
+	const q = 7
+	steer(t, ns, q)
+	conn, err := Open(Config{Num: q, NetNS: ns, Batch: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	em, err := NewEmitter(EmitterConfig{Mark: testMark, NetNS: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer em.Close()
+	h := &redirect{hold: hold, conn: conn, release: make(chan struct{})}
+	w := &Worker{Conn: conn, Emitter: em, Handler: h, Drops: new(drop.Counters), Async: hold}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- w.Run(ctx) }()
+
+	var rx, tx *net.UDPConn
+	inNS(t, ns, func() {
+		if rx, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9999}); err != nil {
+			t.Errorf("listen: %v", err)
+			return
+		}
+		if tx, err = net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(10, 170, 160, 1), Port: 9999}); err != nil {
+			t.Errorf("dial: %v", err)
+		}
+	})
+	if t.Failed() {
+		return
+	}
+	defer rx.Close()
+	defer tx.Close()
+
+	got := make(map[string]bool)
+	var mu sync.Mutex
+	rdone := make(chan struct{})
+	go func() {
+		defer close(rdone)
+		buf := make([]byte, 2048)
+		rx.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for {
+			n, err := rx.Read(buf)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			got[string(buf[:n])] = true
+			done := len(got) == count
+			mu.Unlock()
+			if done {
+				return
+			}
+		}
+	}()
+	for i := range count {
+		if _, err := fmt.Fprintf(tx, "datagram %d", i); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+		if i%32 == 31 {
+			time.Sleep(time.Millisecond) // stay under the socket buffers
+		}
+	}
+	<-rdone
+	held := (count + 9) / 10 // every 10th packet, from the first
+	if hold {
+		// Held packets stay in the kernel queue: no later batch verdict
+		// settled them.
+		if n := queueTotal(t, ns, q); n != held {
+			t.Errorf("kernel holds %d packets in queue %d, want %d", n, q, held)
+		}
+		close(h.release)
+		for end := time.Now().Add(5 * time.Second); queueTotal(t, ns, q) != 0 && time.Now().Before(end); {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if n := queueTotal(t, ns, q); n != 0 {
+			t.Errorf("kernel still holds %d packets after the late verdicts", n)
+		}
+		for end := time.Now().Add(5 * time.Second); h.settled.Load() < int64(held) && time.Now().Before(end); {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if s := h.settled.Load(); s != int64(held) {
+			t.Errorf("%d of %d asynchronous verdicts accepted by the kernel", s, count)
+		}
+	}
+	cancel()
+	if err := <-errc; err != nil && err != context.Canceled {
+		t.Fatalf("worker: %v", err)
+	}
+	h.wg.Wait() // after Run returned: every wg.Add happened in the worker
+	mu.Lock()
+	defer mu.Unlock()
+	for i := range count {
+		if !got[fmt.Sprintf("datagram %d", i)] {
+			t.Errorf("datagram %d not delivered (got %d of %d; handler saw %d, emitted %d, emit failures %d, last error %v)",
+				i, len(got), count, h.seen.Load(), w.Stats.Emitted.Load(), w.Stats.EmitFails.Load(), em.LastErr)
+			break
+		}
+	}
+	// Emitted packets carry the mark, so each datagram is queued exactly once.
+	if s := h.seen.Load(); s != int64(count) {
+		t.Errorf("handler saw %d packets, want %d (own marked packets must not be queued)", s, count)
+	}
+	if !hold && w.Stats.Batches.Load() == 0 {
+		t.Error("no batch received")
+	}
+}
+
+// queueTotal reads how many packets queue q holds, from the kernel's
+// /proc/net/netfilter/nfnetlink_queue as seen from namespace ns.
+func queueTotal(t *testing.T, ns int, q uint16) int {
+	t.Helper()
+	total := -1
+	inNS(t, ns, func() {
+		f, err := os.Open("/proc/thread-self/net/netfilter/nfnetlink_queue")
+		if err != nil {
+			t.Errorf("read queue stats: %v", err)
+			return
+		}
+		defer f.Close()
+		st, err := ParseKernelStats(f)
+		if err != nil {
+			t.Errorf("parse queue stats: %v", err)
+			return
+		}
+		for _, s := range st {
+			if s.Queue == q {
+				total = int(s.Waiting)
+			}
+		}
+	})
+	return total
+}
+
+func TestQueueRedirectBatchVerdicts(t *testing.T) { runQueue(t, false, 500) }
+
+func TestQueueAsyncVerdicts(t *testing.T) { runQueue(t, true, 200) }
+
+func TestOpenBusyQueue(t *testing.T) {
+	ns := testNS(t)
+	c1, err := Open(Config{Num: 9, NetNS: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c1.Close()
+	c2, err := Open(Config{Num: 9, NetNS: ns})
+	if err == nil {
+		c2.Close()
+		t.Fatal("second bind of the same queue succeeded")
+	}
+}
