@@ -399,6 +399,20 @@ func (c *Conn) SetVerdict(id, verdict uint32) error {
 	return c.send(appendVerdict(m[:0], c.cfg.Num, nfqnlMsgVerdict, id, verdict))
 }
 
+// SetVerdictPayload gives packet id its verdict and replaces its bytes with
+// payload (NFQA_PAYLOAD: the kernel re-reads lengths and, for a changed
+// packet, its conntrack adjusts). Any goroutine may call it; it allocates
+// (DNS rates, not the translation path).
+func (c *Conn) SetVerdictPayload(id, verdict uint32, payload []byte) error {
+	if len(payload) > 0xffff-nlaHdrLen {
+		return fmt.Errorf("verdict payload of %d bytes is too large", len(payload))
+	}
+	b := appendVerdict(make([]byte, 0, verdictMsgLen+nlaHdrLen+align4(len(payload))), c.cfg.Num, nfqnlMsgVerdict, id, verdict)
+	b = append(b, attr(nfqaPayload, payload)...)
+	binary.NativeEndian.PutUint32(b[0:4], uint32(len(b)))
+	return c.send(b)
+}
+
 func (c *Conn) send(b []byte) error {
 	var serr error
 	err := c.rc.Write(func(fd uintptr) bool {

@@ -54,6 +54,16 @@ func testNS(t *testing.T) int {
 // kernel lacks the native queue expression) in the output hook.
 func steer(t *testing.T, ns int, q uint16) {
 	t.Helper()
+	steerMatch(t, ns, q, []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 3},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{10, 170, 160}},
+	})
+}
+
+// steerMatch queues, in the output hook, what match selects (after
+// accepting packets carrying testMark).
+func steerMatch(t *testing.T, ns int, q uint16, match []expr.Any) {
+	t.Helper()
 	c, err := nftables.New(nftables.WithNetNSFd(ns))
 	if err != nil {
 		t.Fatal(err)
@@ -71,12 +81,10 @@ func steer(t *testing.T, ns int, q uint16) {
 	info := make([]byte, 6)
 	binary.NativeEndian.PutUint16(info[0:2], q)
 	binary.NativeEndian.PutUint16(info[2:4], 1)
-	c.AddRule(&nftables.Rule{Table: tab, Chain: ch, Exprs: []expr.Any{
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 3},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{10, 170, 160}},
+	c.AddRule(&nftables.Rule{Table: tab, Chain: ch, Exprs: append(match,
 		&expr.Counter{},
 		&expr.Target{Name: "NFQUEUE", Rev: 3, Info: (*xt.Unknown)(&info)},
-	}})
+	)})
 	if err := c.Flush(); err != nil {
 		t.Fatalf("install steering rules: %v", err)
 	}
@@ -316,4 +324,109 @@ func TestOpenBusyQueue(t *testing.T) {
 		c2.Close()
 		t.Fatal("second bind of the same queue succeeded")
 	}
+}
+
+// mangle answers each queued UDP datagram "ping N" by accepting it with the
+// payload "PONG N, rewritten" (longer), from another goroutine, through the
+// verdict alone.
+type mangle struct {
+	conn *Conn
+	wg   sync.WaitGroup
+}
+
+func (h *mangle) Handle(p *Packet, _ Sink) uint32 {
+	b := p.Payload()
+	if len(b) < 28 || b[0]>>4 != 4 || b[9] != unix.IPPROTO_UDP {
+		return Accept
+	}
+	ihl := int(b[0]&0xf) * 4
+	msg := "PONG" + string(b[ihl+8+4:]) + ", rewritten"
+	nb := make([]byte, ihl+8+len(msg))
+	copy(nb, b[:ihl+8])
+	copy(nb[ihl+8:], msg)
+	binary.BigEndian.PutUint16(nb[2:4], uint16(len(nb)))
+	nb[10], nb[11] = 0, 0
+	binary.BigEndian.PutUint16(nb[10:12], csum(nb[:ihl], 0))
+	udp := nb[ihl:]
+	binary.BigEndian.PutUint16(udp[4:6], uint16(len(udp)))
+	udp[6], udp[7] = 0, 0
+	var ph [12]byte
+	copy(ph[0:8], nb[12:20])
+	ph[9] = unix.IPPROTO_UDP
+	binary.BigEndian.PutUint16(ph[10:12], uint16(len(udp)))
+	binary.BigEndian.PutUint16(udp[6:8], csum(udp, sum(ph[:], 0)))
+	id := p.ID
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		if err := h.conn.SetVerdictPayload(id, Accept, nb); err != nil {
+			panic(err)
+		}
+	}()
+	return Pending
+}
+
+func TestQueueVerdictReplacesPayload(t *testing.T) {
+	ns := testNS(t)
+	const q = 8
+	steerMatch(t, ns, q, []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_UDP}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0x27, 0x0e}}, // dport 9998
+	})
+	conn, err := Open(Config{Num: q, NetNS: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	em, err := NewEmitter(EmitterConfig{Mark: testMark, NetNS: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer em.Close()
+	h := &mangle{conn: conn}
+	w := &Worker{Conn: conn, Emitter: em, Handler: h, Async: true}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- w.Run(ctx) }()
+	var rx, tx *net.UDPConn
+	inNS(t, ns, func() {
+		if rx, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9998}); err != nil {
+			t.Errorf("listen: %v", err)
+			return
+		}
+		if tx, err = net.DialUDP("udp4", nil, rx.LocalAddr().(*net.UDPAddr)); err != nil {
+			t.Errorf("dial: %v", err)
+		}
+	})
+	if t.Failed() {
+		cancel()
+		<-errc
+		return
+	}
+	defer rx.Close()
+	defer tx.Close()
+	const count = 20
+	for i := range count {
+		fmt.Fprintf(tx, "ping %d", i)
+	}
+	rx.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 2048)
+	got := map[string]bool{}
+	for len(got) < count {
+		n, err := rx.Read(buf)
+		if err != nil {
+			t.Fatalf("after %d datagrams: %v", len(got), err)
+		}
+		got[string(buf[:n])] = true
+	}
+	for i := range count {
+		if want := fmt.Sprintf("PONG %d, rewritten", i); !got[want] {
+			t.Errorf("missing %q; got %v", want, got)
+		}
+	}
+	cancel()
+	<-errc
+	h.wg.Wait()
 }
