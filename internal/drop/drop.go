@@ -58,6 +58,7 @@ const (
 	DNSUpstreamFailed   // AAAA/PTR lookup failed or timed out
 	DNSPoolExhausted    // synthesis refused by the pool
 	DNSMultipleQuestion // QDCOUNT != 1
+	DNSLateResponse     // response to a query the ENR already answered itself
 
 	// Pool (RFC 6535 §6.3).
 	PoolExhausted   // no free address and nothing reclaimable
@@ -109,6 +110,7 @@ var names = [numReasons]string{
 	DNSUpstreamFailed:    "dns_upstream_failed",
 	DNSPoolExhausted:     "dns_pool_exhausted",
 	DNSMultipleQuestion:  "dns_multiple_question",
+	DNSLateResponse:      "dns_late_response",
 	PoolExhausted:        "pool_exhausted",
 	PoolRateLimited:      "pool_rate_limited",
 	PoolQuota:            "pool_quota",
