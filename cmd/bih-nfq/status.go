@@ -27,6 +27,8 @@ type Status struct {
 	Started  time.Time       `json:"started"`
 	Ruleset  string          `json:"ruleset"` // e.g. "installed (xtables NFQUEUE target)", "external"
 	NativeV4 bool            `json:"native_ipv4"`
+	Source4  string          `json:"source4,omitempty"` // applications' IPv4 source
+	Source6  string          `json:"source6,omitempty"` // IPv6 source of translated traffic
 	Pools    []PoolStatus    `json:"pools"`
 	Mappings []MappingStatus `json:"mappings,omitempty"`
 	// Translated: 4to6_packets, 4to6_bytes, 6to4_packets, 6to4_bytes,
@@ -154,6 +156,9 @@ func printStatus(w io.Writer, st *Status, all bool) {
 	fmt.Fprintf(w, "bih-nfq %s: %s, %s mode, up %s\n", st.Version, st.State, st.Mode,
 		time.Since(st.Started).Truncate(time.Second))
 	fmt.Fprintf(w, "ruleset: %s; native IPv4: %v\n", st.Ruleset, st.NativeV4)
+	if st.Source6 != "" {
+		fmt.Fprintf(w, "translating %s ⇄ %s\n", st.Source4, st.Source6)
+	}
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "\npool\tactive\tused\tsize")
 	for _, p := range st.Pools {

@@ -6,6 +6,10 @@
 #   2001:db8:1::2/64            2001:db8:1::1 / 2001:db8:2::1    2001:db8:2::2/64
 #
 # srv runs unbound (zone "test."), a web server (labserver) and iperf3 -s.
+# srv advertises TCP MSS 1440 although its link is 1280, so segments the host
+# sends toward it are too big for rtr's 1280 link: rtr answers with ICMPv6
+# Packet Too Big, which is how the lab exercises path MTU discovery through
+# the translator.
 #
 # usage: lab.sh up|down|status      (LAB=name selects the lab, default bihlab)
 #        lab.sh exec host|rtr|srv CMD...
@@ -78,7 +82,7 @@ up() {
 	done
 	nsx "$R" sysctl -qw net.ipv6.conf.all.forwarding=1
 	nsx "$H" ip -6 route add default via $RTR6A dev eth0
-	nsx "$S" ip -6 route add default via $RTR6B dev eth0
+	nsx "$S" ip -6 route add default via $RTR6B dev eth0 advmss 1440
 
 	# The host resolves through the server's resolver, over IPv6 only.
 	mkdir -p "/etc/netns/$H"
@@ -91,7 +95,7 @@ up() {
 		(cd "$ROOT" && go build -o "$STATE/labserver" ./tests/labserver)
 		srv_bin=$STATE/labserver
 	fi
-	nsx "$S" "$srv_bin" -listen "[$SRV6]:80" >"$STATE/labserver.log" 2>&1 &
+	nsx "$S" "$srv_bin" -listen "[$SRV6]:80" -udp "[$SRV6]:7" >"$STATE/labserver.log" 2>&1 &
 	echo $! >"$STATE/labserver.pid"
 	if command -v iperf3 >/dev/null; then
 		nsx "$S" iperf3 -s -D -B $SRV6 --pidfile "$STATE/iperf3.pid" >/dev/null

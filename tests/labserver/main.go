@@ -3,7 +3,11 @@
 //
 //	GET /bytes/N   N bytes of a fixed pseudo-random stream (seeded by N)
 //	GET /sha256/N  the hex sha256 of /bytes/N
-//	GET /          "hello from the IPv6-only server\n"
+//	POST /upload   the hex sha256 and length of the request body
+//	GET /          "hello from the IPv6-only server; you came from ADDR"
+//
+// With -udp it also answers each UDP datagram with "LEN FROM" (its length and
+// source), so tests can see a fragmented datagram arrive whole.
 package main
 
 import (
@@ -46,7 +50,24 @@ func size(w http.ResponseWriter, r *http.Request, prefix string) (int64, bool) {
 
 func main() {
 	listen := flag.String("listen", "[::]:80", "address to listen on")
+	udp := flag.String("udp", "", "UDP address for the length echo (off if empty)")
 	flag.Parse()
+	if *udp != "" {
+		pc, err := net.ListenPacket("udp", *udp)
+		if err != nil {
+			log.Fatal(err)
+		}
+		go func() {
+			buf := make([]byte, 65536)
+			for {
+				n, from, err := pc.ReadFrom(buf)
+				if err != nil {
+					log.Fatal(err)
+				}
+				fmt.Fprintf(writerTo{pc, from}, "%d %s", n, from)
+			}
+		}()
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/bytes/", func(w http.ResponseWriter, r *http.Request) {
 		n, ok := size(w, r, "/bytes/")
@@ -66,6 +87,19 @@ func main() {
 		io.Copy(h, stream(n))
 		fmt.Fprintln(w, hex.EncodeToString(h.Sum(nil)))
 	})
+	mux.HandleFunc("/upload", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost && r.Method != http.MethodPut {
+			http.Error(w, "POST or PUT", http.StatusMethodNotAllowed)
+			return
+		}
+		h := sha256.New()
+		n, err := io.Copy(h, io.LimitReader(r.Body, maxBytes))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		fmt.Fprintf(w, "%s %d\n", hex.EncodeToString(h.Sum(nil)), n)
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "hello from the IPv6-only server; you came from %s\n", r.RemoteAddr)
 	})
@@ -76,3 +110,11 @@ func main() {
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	log.Fatal(srv.Serve(ln))
 }
+
+// writerTo adapts a PacketConn reply to io.Writer.
+type writerTo struct {
+	pc net.PacketConn
+	to net.Addr
+}
+
+func (w writerTo) Write(b []byte) (int, error) { return w.pc.WriteTo(b, w.to) }

@@ -1,0 +1,601 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/signal"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/bih-nfq/bih-nfq/enr"
+	"github.com/bih-nfq/bih-nfq/internal/config"
+	"github.com/bih-nfq/bih-nfq/internal/drop"
+	"github.com/bih-nfq/bih-nfq/internal/hostnet"
+	"github.com/bih-nfq/bih-nfq/nft"
+	"github.com/bih-nfq/bih-nfq/pool"
+	"github.com/bih-nfq/bih-nfq/queue"
+	"github.com/bih-nfq/bih-nfq/translate"
+)
+
+func init() {
+	register("run", "run the daemon: steer, translate and synthesize (needs CAP_NET_ADMIN and CAP_NET_RAW)", cmdRun)
+}
+
+// runFlags are the command-line settings of `bih-nfq run`; everything else
+// comes from the config file.
+type runFlags struct {
+	config, stateDir, statusSocket, metrics, logLevel string
+}
+
+func cmdRun(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f runFlags
+	fs.StringVar(&f.config, "config", "", "YAML config file (default: built-in defaults)")
+	fs.StringVar(&f.stateDir, "state-dir", "", "where mappings persist (overrides daemon.state-dir)")
+	fs.StringVar(&f.statusSocket, "status-socket", "", "status socket path (overrides daemon.status-socket)")
+	fs.StringVar(&f.metrics, "metrics", "", `Prometheus listen address (overrides daemon.metrics; "off" disables)`)
+	fs.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (overrides daemon.log-level)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() != 0 {
+		return fmt.Errorf("%w: run takes no arguments", errUsage)
+	}
+	cfg := config.Default()
+	if f.config != "" {
+		var err error
+		if cfg, err = config.Load(f.config); err != nil {
+			return err
+		}
+	}
+	if f.stateDir != "" {
+		cfg.Daemon.StateDir = f.stateDir
+	}
+	if f.statusSocket != "" {
+		cfg.Daemon.StatusSocket = f.statusSocket
+	}
+	if f.metrics != "" {
+		cfg.Daemon.Metrics = f.metrics
+	}
+	if f.logLevel != "" {
+		cfg.Daemon.LogLevel = f.logLevel
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.Daemon.LogLevel)); err != nil {
+		return fmt.Errorf("daemon.log-level: %q is not a log level", cfg.Daemon.LogLevel)
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if err := checkCapabilities(); err != nil {
+		return err
+	}
+	d := &daemon{cfg: cfg, log: log, started: time.Now()}
+	d.setState("starting")
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := d.start(ctx); err != nil {
+		if terr := d.teardown(); terr != nil {
+			err = errors.Join(err, terr)
+		}
+		return err
+	}
+	d.setState("running")
+	log.Info("running", "pools", d.routedPools, "source4", d.host.Source4(), "source6", d.host.Source6(),
+		"queues", len(d.workers), "backend", d.rules.Backend())
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			d.setState("stopping")
+			log.Info("stopping")
+			return d.teardown()
+		case err := <-d.fatal:
+			d.setState("stopping")
+			log.Error("stopping after a fatal error", "err", err)
+			return errors.Join(err, d.teardown())
+		case <-hup:
+			d.reload(f.config)
+		}
+	}
+}
+
+// daemon holds the running parts, in start order; teardown undoes them in
+// reverse.
+type daemon struct {
+	cfg     config.Config
+	log     *slog.Logger
+	started time.Time
+	state   atomic.Pointer[string]
+	fatal   chan error
+
+	host        *hostnet.Host
+	routedPools []netip.Prefix
+	pool        *pool.Pool
+	rules       *nft.Ruleset
+	enr         *enr.ENR
+	ic          *enr.Interceptor
+	drops       drop.Counters
+	xlat        []*queue.Translation
+	dns         *queue.DNS
+	workers     []*queue.Worker
+	roles       []string
+	nums        []uint16
+	native4     atomic.Bool
+	mark        uint32
+	external    bool
+	pools       []netip.Prefix
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	undo   []func() error
+}
+
+func (d *daemon) setState(s string) { d.state.Store(&s) }
+
+func (d *daemon) onUndo(f func() error) { d.undo = append(d.undo, f) }
+
+// teardown undoes every step taken, newest first, and reports every failure.
+func (d *daemon) teardown() error {
+	var errs []error
+	for i := len(d.undo) - 1; i >= 0; i-- {
+		if err := d.undo[i](); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	d.undo = nil
+	return errors.Join(errs...)
+}
+
+// checkCapabilities fails early, in one line, without the two capabilities
+// every later step needs.
+func checkCapabilities() error {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return fmt.Errorf("read capabilities: %w", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		hex, ok := strings.CutPrefix(line, "CapEff:")
+		if !ok {
+			continue
+		}
+		var eff uint64
+		if _, err := fmt.Sscanf(strings.TrimSpace(hex), "%x", &eff); err != nil {
+			return fmt.Errorf("read capabilities: %w", err)
+		}
+		var missing []string
+		if eff&(1<<12) == 0 {
+			missing = append(missing, "CAP_NET_ADMIN")
+		}
+		if eff&(1<<13) == 0 {
+			missing = append(missing, "CAP_NET_RAW")
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("missing capabilities %s (run as root or grant them)", strings.Join(missing, " and "))
+		}
+		return nil
+	}
+	return errors.New("read capabilities: no CapEff line in /proc/self/status")
+}
+
+func (d *daemon) start(parent context.Context) error {
+	cfg := d.cfg
+	// Validated at load; parsed here into the types the packages take.
+	pools, err := cfg.Pool.Prefixes()
+	if err != nil {
+		return err
+	}
+	src4, src6, err := cfg.Host.Addrs()
+	if err != nil {
+		return err
+	}
+	if d.mark, err = cfg.NFT.MarkValue(); err != nil {
+		return err
+	}
+	d.external = cfg.NFT.Rules == config.RulesExternal
+	d.pools = pools
+	d.fatal = make(chan error, 1)
+	ctx, cancel := context.WithCancel(parent)
+	d.cancel = cancel
+	d.onUndo(func() error { cancel(); d.wg.Wait(); return nil })
+
+	backend, err := nft.Probe(nft.Options{Logger: d.log})
+	if err != nil {
+		return fmt.Errorf("probe nftables: %w", err)
+	}
+	d.log.Info("nftables queue backend", "backend", backend)
+
+	// Pools that overlap the host's own IPv4 networks are not routed into our
+	// link, and the pool is told to avoid them (RFC 6535 §4.4).
+	conflicts, err := hostnet.Conflicts(pools, cfg.Host.Link, hostnet.Options{Logger: d.log})
+	if err != nil {
+		return fmt.Errorf("check pool conflicts: %w", err)
+	}
+	var overlap []netip.Prefix
+	for _, c := range conflicts {
+		d.log.Warn("destination pool overlaps the host's IPv4 networks", "conflict", c.String())
+		overlap = append(overlap, c.Pool)
+	}
+	for _, p := range pools {
+		if !slices.Contains(overlap, p) {
+			d.routedPools = append(d.routedPools, p)
+		}
+	}
+	if len(d.routedPools) == 0 {
+		return errors.New("pool.pools: every destination pool overlaps the host's IPv4 networks")
+	}
+
+	d.host, err = hostnet.Setup(hostnet.Config{
+		LinkName: cfg.Host.Link,
+		Source4:  netip.PrefixFrom(src4, 32),
+		Pools:    d.routedPools,
+		Uplink:   cfg.Host.Uplink,
+		Source6:  src6,
+	}, hostnet.Options{Logger: d.log})
+	if err != nil {
+		return err
+	}
+	d.onUndo(d.host.Teardown)
+
+	pcfg := pool.DefaultConfig()
+	pcfg.Pools = pools
+	pcfg.StateDir = cfg.Daemon.StateDir
+	pcfg.Grace = cfg.Pool.Grace
+	pcfg.IdleTimeout = cfg.Pool.IdleTimeout
+	pcfg.RequesterRate = cfg.Pool.RequesterRate
+	pcfg.RequesterShare = cfg.Pool.RequesterShare
+	pcfg.Logger = d.log
+	// The host's own IPv4 source maps to the translation source (RFC 6535
+	// §4.4): a static entry that never expires.
+	pcfg.Static = []pool.StaticMapping{{V4: d.host.Source4(), V6: d.host.Source6()}}
+	if d.pool, err = pool.New(pcfg); err != nil {
+		return fmt.Errorf("address pool: %w", err)
+	}
+	d.onUndo(d.pool.Close)
+	d.pool.SetHostOverlap(overlap)
+
+	mapper, err := cfg.Translation.Mapper(d.pool)
+	if err != nil {
+		return err
+	}
+	xcfg, err := cfg.Translation.Build(mapper)
+	if err != nil {
+		return err
+	}
+	xcfg.IPv6MTU = d.host.MTU() + 20
+	// Host mode: the IPv4 side is this host's own stack, reached through
+	// loopback, which never needs fragments.
+	xcfg.IPv4MTU = 65535
+	if !xcfg.ICMPSource6.IsValid() {
+		xcfg.ICMPSource6 = d.host.Source6()
+	}
+
+	ecfg := enr.DefaultConfig()
+	up := &enr.DNSUpstream{Control: enr.MarkControl(d.mark)}
+	if d.enr, err = enr.New(ecfg, d.pool, up, &d.drops); err != nil {
+		return fmt.Errorf("name resolver: %w", err)
+	}
+
+	// Queues are bound before the rules that feed them exist, so no packet
+	// meets a queue nobody reads.
+	nq := cfg.Queue.Count
+	if nq <= 0 {
+		nq = runtime.NumCPU()
+	}
+	for i := range nq {
+		x, err := translate.New(xcfg)
+		if err != nil {
+			return fmt.Errorf("translator: %w", err)
+		}
+		h := &queue.Translation{X: x, Drops: &d.drops}
+		if err := d.addWorker(uint16(cfg.Queue.Translation+i), h, "translation", false, 0); err != nil {
+			return err
+		}
+		d.xlat = append(d.xlat, h)
+	}
+	inject, err := d.newInjector()
+	if err != nil {
+		return err
+	}
+	d.dns = &queue.DNS{Drops: &d.drops, Inject: inject}
+	d.ic = enr.NewInterceptor(d.enr, enr.InterceptOptions{Inject: func(p []byte) {
+		if err := inject(p); err != nil {
+			d.drops.Add(drop.EmitFailed)
+		}
+	}})
+	d.onUndo(func() error { d.ic.Close(); return nil })
+	d.dns.ENR = d.ic
+	if err := d.addWorker(uint16(cfg.Queue.DNS), d.dns, "dns", true, queue.FlagFailOpen); err != nil {
+		return err
+	}
+
+	ncfg := nft.Config{
+		Table4: cfg.NFT.Table, Table6: cfg.NFT.Table, Mark: d.mark,
+		Pools: d.routedPools, Source6: d.host.Source6(),
+		Xlat: nft.Queue{Num: uint16(cfg.Queue.Translation), Count: uint16(nq), CPUFanout: nq > 1},
+		DNS:  nft.Queue{Num: uint16(cfg.Queue.DNS), Count: 1, Bypass: true},
+	}
+	if d.external {
+		d.rules, err = nft.Verify(ncfg, nft.Options{Logger: d.log})
+	} else {
+		d.rules, err = nft.Install(ncfg, nft.Options{Logger: d.log, Backend: backend})
+	}
+	if err != nil {
+		return err
+	}
+	if !d.external {
+		d.onUndo(d.rules.Remove)
+	}
+
+	d.followPool(ctx)
+	d.watchHost(ctx)
+	for i, w := range d.workers {
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			if err := w.Run(ctx); err != nil && ctx.Err() == nil {
+				select {
+				case d.fatal <- fmt.Errorf("queue %d (%s): %w", d.nums[i], d.roles[i], err):
+				default:
+				}
+			}
+		}()
+	}
+
+	if stop, err := serveStatus(ctx, cfg.Daemon.StatusSocket, d.status); err != nil {
+		return err
+	} else {
+		d.onUndo(func() error { stop(); return nil })
+	}
+	if cfg.Daemon.Metrics != "" && cfg.Daemon.Metrics != "off" {
+		stop, err := serveMetrics(ctx, cfg.Daemon.Metrics, false, func() Status { return d.statusWith(false) })
+		if err != nil {
+			return err
+		}
+		d.onUndo(func() error { stop(); return nil })
+	}
+	// Synthesized answers cached before we ran point nowhere now (RFC 6535
+	// §2.3.4), and on exit they must go too.
+	d.flushHostCaches()
+	d.onUndo(func() error { d.flushHostCaches(); return nil })
+	return nil
+}
+
+// addWorker opens queue num and an emitter and prepares its worker.
+func (d *daemon) addWorker(num uint16, h queue.Handler, role string, async bool, flags uint32) error {
+	conn, err := queue.Open(queue.Config{Num: num, Flags: flags})
+	if err != nil {
+		return err
+	}
+	em, err := queue.NewEmitter(queue.EmitterConfig{Mark: d.mark})
+	if err != nil {
+		conn.Close()
+		return err
+	}
+	d.onUndo(func() error { em.Close(); conn.Close(); return nil })
+	if dh, ok := h.(*queue.DNS); ok {
+		dh.Verdicts = conn
+	}
+	d.workers = append(d.workers, &queue.Worker{Conn: conn, Emitter: em, Handler: h, Drops: &d.drops,
+		Stats: new(queue.Stats), Async: async})
+	d.roles = append(d.roles, role)
+	d.nums = append(d.nums, num)
+	return nil
+}
+
+// newInjector returns a goroutine-safe way to deliver datagrams the ENR
+// originates (late answers) to local programs.
+func (d *daemon) newInjector() (func([]byte) error, error) {
+	em, err := queue.NewEmitter(queue.EmitterConfig{Mark: d.mark, Batch: 1})
+	if err != nil {
+		return nil, err
+	}
+	d.onUndo(em.Close)
+	var mu sync.Mutex
+	return func(p []byte) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if err := em.Add(p, true); err != nil {
+			return err
+		}
+		if em.Flush() != 0 {
+			return em.LastErr
+		}
+		return nil
+	}, nil
+}
+
+// followPool keeps the kernel set of mapped IPv6 addresses in step with the
+// pool.
+func (d *daemon) followPool(ctx context.Context) {
+	sub, current := d.pool.Subscribe(0)
+	for _, m := range current {
+		d.setMapped(m, true)
+	}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		defer sub.Close()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ev, ok := <-sub.Events():
+				if !ok {
+					return
+				}
+				switch ev.Kind {
+				case pool.Added, pool.Refreshed:
+					d.setMapped(ev.Mapping, true)
+				case pool.Removed:
+					d.setMapped(ev.Mapping, false)
+				case pool.Flushed, pool.Overflow:
+					// Rebuild from the table itself.
+					for _, m := range d.pool.Snapshot() {
+						d.setMapped(m, true)
+					}
+				}
+			}
+		}
+	}()
+}
+
+func (d *daemon) setMapped(m pool.Mapping, present bool) {
+	var err error
+	switch {
+	case !present:
+		err = d.rules.RemoveMapped(m.V6)
+	case m.Expires.IsZero():
+		err = d.rules.AddMapped(m.V6, 0)
+	default:
+		ttl := time.Until(m.Expires) + d.cfg.Pool.IdleTimeout
+		err = d.rules.RefreshMapped(m.V6, max(ttl, time.Second))
+	}
+	if err != nil {
+		d.log.Warn("update set of mapped IPv6 addresses", "addr", m.V6, "err", err)
+	}
+}
+
+// watchHost follows the host's IPv4 connectivity (RFC 6535 §4.5): when
+// native IPv4 appears, names with real A records already go native (the
+// ENR never replaces a real A answer); pools that now overlap a host network
+// are avoided for new mappings, and synthesized DNS state is flushed.
+func (d *daemon) watchHost(ctx context.Context) {
+	if n, err := hostnet.CurrentNative4(d.cfg.Host.Link, hostnet.Options{Logger: d.log}); err == nil {
+		d.native4.Store(n.Present())
+	}
+	events, err := hostnet.Watch(ctx, d.cfg.Host.Link, hostnet.Options{Logger: d.log})
+	if err != nil {
+		d.log.Warn("cannot watch host network changes", "err", err)
+		return
+	}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		for ev := range events {
+			present := ev.Native4.Present()
+			if present == d.native4.Swap(present) {
+				continue
+			}
+			d.log.Info("native IPv4 connectivity changed", "present", present, "addrs", ev.Native4.Addrs)
+			conflicts, err := hostnet.Conflicts(d.pools, d.cfg.Host.Link, hostnet.Options{Logger: d.log})
+			if err != nil {
+				d.log.Warn("check pool conflicts", "err", err)
+			}
+			var overlap []netip.Prefix
+			for _, c := range conflicts {
+				overlap = append(overlap, c.Pool)
+			}
+			d.pool.SetHostOverlap(overlap)
+			d.enr.Flush()
+			d.flushHostCaches()
+		}
+	}()
+}
+
+func (d *daemon) flushHostCaches() {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	enr.FlushHostCaches(ctx, d.log, nil)
+}
+
+// reload re-reads the config file on SIGHUP. Settings that need a restart
+// are reported, not half-applied.
+func (d *daemon) reload(path string) {
+	if path == "" {
+		d.log.Info("SIGHUP: no config file to reload")
+		return
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		d.log.Error("SIGHUP: config not reloaded", "err", err)
+		return
+	}
+	d.log.Info("SIGHUP: config read; static mappings and exclusions take effect at the next start", "file", path)
+	_ = cfg
+}
+
+func (d *daemon) status() Status { return d.statusWith(true) }
+
+// statusWith assembles the status; mappings are listed only when asked.
+func (d *daemon) statusWith(mappings bool) Status {
+	st := Status{
+		State: *d.state.Load(), Mode: "host", Version: version, Started: d.started,
+		NativeV4: d.native4.Load(), Drops: d.drops.Snapshot(), Translated: map[string]uint64{},
+		DNS: map[string]uint64{},
+	}
+	if d.host != nil {
+		st.Source4, st.Source6 = d.host.Source4().String(), d.host.Source6().String()
+	}
+	if d.rules != nil {
+		st.Ruleset = "installed (" + d.rules.Backend().String() + ")"
+		if d.external {
+			st.Ruleset = "external"
+		}
+	}
+	if d.pool != nil {
+		ps := d.pool.Stats()
+		for _, r := range ps.Pools {
+			st.Pools = append(st.Pools, PoolStatus{Prefix: r.Prefix.String(), Active: !r.Avoided,
+				Used: r.Mapped + r.Static, Size: r.Usable + r.Static})
+		}
+		if mappings {
+			for _, m := range d.pool.Snapshot() {
+				ms := MappingStatus{IPv4: m.V4.String(), IPv6: m.V6.String(), Static: m.Kind == pool.Static,
+					Created: m.Created, LastUsed: m.LastUse, Expires: m.Expires}
+				if m.Requester.IsValid() {
+					ms.Owner = m.Requester.String()
+				}
+				st.Mappings = append(st.Mappings, ms)
+			}
+		}
+	}
+	for _, x := range d.xlat {
+		st.Translated["4to6_packets"] += x.Stats.Packets4to6.Load()
+		st.Translated["4to6_bytes"] += x.Stats.Bytes4to6.Load()
+		st.Translated["6to4_packets"] += x.Stats.Packets6to4.Load()
+		st.Translated["6to4_bytes"] += x.Stats.Bytes6to4.Load()
+		st.Translated["errors_ipv4"] += x.Stats.Errors4.Load()
+		st.Translated["errors_ipv6"] += x.Stats.Errors6.Load()
+	}
+	if d.dns != nil {
+		s := &d.dns.Stats
+		st.DNS["queries"] = s.Queries.Load()
+		st.DNS["responses"] = s.Responses.Load()
+		st.DNS["rewritten"] = s.Rewritten.Load()
+		st.DNS["untouched"] = s.Untouched.Load()
+		st.DNS["injected"] = s.Injected.Load()
+		st.DNS["held"] = s.Held.Load()
+	}
+	kstats := map[uint16]queue.KernelStats{}
+	if f, err := os.Open("/proc/net/netfilter/nfnetlink_queue"); err == nil {
+		if ks, err := queue.ParseKernelStats(f); err == nil {
+			for _, k := range ks {
+				kstats[k.Queue] = k
+			}
+		}
+		f.Close()
+	}
+	for i, w := range d.workers {
+		k := kstats[d.nums[i]]
+		st.Queues = append(st.Queues, QueueStatus{Num: d.nums[i], Role: d.roles[i],
+			Received: w.Stats.Received.Load(), Emitted: w.Stats.Emitted.Load(), EmitFails: w.Stats.EmitFails.Load(),
+			Waiting: k.Waiting, QueueDrops: k.QueueDrops, UserDrops: k.UserDrops})
+	}
+	return st
+}
