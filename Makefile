@@ -5,7 +5,7 @@ VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 
 FUZZTIME    ?= 30s
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build test unit lint fmt-check fuzz demo clean
+.PHONY: all build test unit lint fmt-check fuzz demo demo-replay clean
 
 all: build
 
@@ -31,8 +31,13 @@ fmt-check:
 fuzz:
 	./scripts/fuzz.sh $(FUZZTIME)
 
+# The namespace lab with the live daemon (root).
 demo: build
 	./scripts/demo.sh
+
+# The offline translator on a bundled capture (no root).
+demo-replay: build
+	./scripts/demo-replay.sh
 
 clean:
 	rm -rf bin

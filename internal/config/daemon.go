@@ -72,6 +72,14 @@ type Queue struct {
 	// Translation is the first translation queue number, DNS the DNS queue.
 	Translation int `yaml:"translation"`
 	DNS         int `yaml:"dns"`
+	// FailOpenDNS lets DNS through untouched while the daemon is not
+	// reading its queue (stopped, or the queue full): names still resolve,
+	// only synthesis is lost.
+	FailOpenDNS bool `yaml:"fail-open-dns"`
+	// FailOpenTranslation accepts packets the translator refuses, and
+	// packets for the translation queue while nobody reads it, instead of
+	// dropping them (counted as queue_fail_open).
+	FailOpenTranslation bool `yaml:"fail-open-translation"`
 }
 
 // Rules settings.
@@ -109,7 +117,9 @@ func defaultNFT() NFT {
 	return NFT{Table: nft.DefaultTable, Mark: fmt.Sprintf("%#x", nft.DefaultMark), Rules: RulesManaged}
 }
 
-func defaultQueue() Queue { return Queue{Translation: nft.DefaultXlatNum, DNS: nft.DefaultDNSNum} }
+func defaultQueue() Queue {
+	return Queue{Translation: nft.DefaultXlatNum, DNS: nft.DefaultDNSNum, FailOpenDNS: true}
+}
 
 func (d *Daemon) validate() error {
 	if !filepath.IsAbs(d.StateDir) {

@@ -62,6 +62,9 @@ type Lab struct {
 	Name  string
 	State string
 	Bin   string
+	// DaemonPrefix runs before the daemon's binary inside the host
+	// namespace (e.g. setpriv to drop capabilities).
+	DaemonPrefix []string
 }
 
 var labSeq int
@@ -141,8 +144,8 @@ func (l *Lab) StartDaemon(config string, args ...string) *Daemon {
 	dir := filepath.Join(l.State, "daemon")
 	os.MkdirAll(dir, 0o700)
 	d := &Daemon{lab: l, Socket: filepath.Join(dir, "status.sock"), Log: new(bytes.Buffer), done: make(chan struct{})}
-	full := []string{"netns", "exec", l.NS("host"), l.Bin, "run",
-		"--state-dir", filepath.Join(dir, "state"), "--status-socket", d.Socket}
+	full := append([]string{"netns", "exec", l.NS("host")}, l.DaemonPrefix...)
+	full = append(full, l.Bin, "run", "--state-dir", filepath.Join(dir, "state"), "--status-socket", d.Socket)
 	if config != "" {
 		p := filepath.Join(dir, "config.yaml")
 		if err := os.WriteFile(p, []byte(config), 0o600); err != nil {

@@ -5,7 +5,8 @@
 #   host (IPv6-only uplink) ── rtr (IPv6 router) ──[MTU 1280]── srv (IPv6-only)
 #   2001:db8:1::2/64            2001:db8:1::1 / 2001:db8:2::1    2001:db8:2::2/64
 #
-# srv runs unbound (zone "test."), a web server (labserver) and iperf3 -s.
+# srv runs unbound (zone "test.": web, www → web, dual-stack dual, alt on
+# 2001:db8:2::3 which nothing answers), a web server (labserver) and iperf3 -s.
 # srv advertises TCP MSS 1440 although its link is 1280, so segments the host
 # sends toward it are too big for rtr's 1280 link: rtr answers with ICMPv6
 # Packet Too Big, which is how the lab exercises path MTU discovery through
@@ -53,6 +54,7 @@ server:
 	local-data: "dual.test. 300 IN AAAA $SRV6"
 	local-data: "dual.test. 300 IN A $DUAL4"
 	local-data: "www.test. 300 IN CNAME web.test."
+	local-data: "alt.test. 300 IN AAAA 2001:db8:2::3"
 	local-data-ptr: "$SRV6 web.test."
 EOF
 }
