@@ -51,7 +51,8 @@ func LoadZone(r io.Reader, origin, file string) (*ZoneUpstream, error) {
 		}
 	}
 	if err := zp.Err(); err != nil {
-		return nil, fmt.Errorf("load zone %s: %w", file, err)
+		// The parser's error already names the file and line.
+		return nil, fmt.Errorf("load zone: %w", err)
 	}
 	if len(z.soas) == 0 {
 		return nil, fmt.Errorf("load zone %s: no SOA record", file)

@@ -11,8 +11,10 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/bih-nfq/bih-nfq/enr"
 	"github.com/bih-nfq/bih-nfq/internal/config"
 	"github.com/bih-nfq/bih-nfq/internal/replay"
+	"github.com/bih-nfq/bih-nfq/pool"
 	"github.com/bih-nfq/bih-nfq/translate"
 )
 
@@ -33,9 +35,14 @@ flags:
   --ipv6-mtu N, --ipv4-mtu N  next-hop MTUs on each side, default 1500
   --udp-zero-checksum MODE    compute (default) or drop
   --ignore-tos                zero the traffic class / TOS instead of copying it
+  --zone FILE                 run DNS (UDP port 53) through the name resolver (RFC 6535 §2.3),
+                              answering its AAAA and PTR lookups from this RFC 1035 master
+                              file; synthesized pool addresses then translate too
+  --pool PFX                  destination pool for --zone, repeatable (default: the config's
+                              pool.pools, 10.170.160.0/20 then 172.21.80.0/20)
   --verdicts FILE             one JSON object per input packet: index, action
-                              (translated|passed|dropped|generated-error), reason, outputs;
-                              - for standard output
+                              (translated|passed|dropped|generated-error, and with --zone
+                              rewritten|answered), reason, outputs; - for standard output
 `
 
 func init() {
@@ -47,7 +54,9 @@ func init() {
 type replayFlags struct {
 	configFile   string
 	verdictsFile string
+	zoneFile     string
 	maps         []string
+	pools        []string
 	t            config.Translation
 	router       bool
 	set          map[string]bool
@@ -63,6 +72,8 @@ func parseReplayFlags(args []string) (*replayFlags, error) {
 	fs.StringVar(&f.configFile, "config", "", "")
 	fs.StringVar(&f.verdictsFile, "verdicts", "", "")
 	fs.Func("map", "", func(s string) error { f.maps = append(f.maps, s); return nil })
+	fs.StringVar(&f.zoneFile, "zone", "", "")
+	fs.Func("pool", "", func(s string) error { f.pools = append(f.pools, s); return nil })
 	fs.TextVar(&f.t.Pref64, "pref64", netip.Prefix{}, "")
 	fs.TextVar(&f.t.ICMPSource4, "icmp-source4", netip.Addr{}, "")
 	fs.TextVar(&f.t.ICMPSource6, "icmp-source6", netip.Addr{}, "")
@@ -83,20 +94,35 @@ func parseReplayFlags(args []string) (*replayFlags, error) {
 	if len(f.args) != 2 {
 		return nil, fmt.Errorf("%w: want IN.pcap OUT.pcap after the flags, got %d argument(s) (see bih-nfq replay -h)", errUsage, len(f.args))
 	}
+	if f.set["pool"] && !f.set["zone"] {
+		return nil, fmt.Errorf("%w: --pool needs --zone (pools only serve the name resolver's synthesized addresses)", errUsage)
+	}
+	if f.set["zone"] && f.zoneFile == "" {
+		return nil, fmt.Errorf("%w: --zone: empty file name", errUsage)
+	}
 	return f, nil
+}
+
+// load reads the config file, or gives the defaults without one.
+func (f *replayFlags) load() (config.Config, error) {
+	if f.configFile == "" {
+		return config.Default(), nil
+	}
+	return config.Load(f.configFile)
 }
 
 // translation merges the config file (or the defaults) with the flags that
 // were given. --map replaces the file's whole map list.
 func (f *replayFlags) translation() (config.Translation, error) {
-	c := config.Default()
-	if f.configFile != "" {
-		var err error
-		if c, err = config.Load(f.configFile); err != nil {
-			return config.Translation{}, err
-		}
+	c, err := f.load()
+	if err != nil {
+		return config.Translation{}, err
 	}
-	t := c.Translation
+	return f.mergeTranslation(c.Translation), nil
+}
+
+// mergeTranslation applies the translation flags that were given to t.
+func (f *replayFlags) mergeTranslation(t config.Translation) config.Translation {
 	for name := range f.set {
 		switch name {
 		case "map":
@@ -124,7 +150,7 @@ func (f *replayFlags) translation() (config.Translation, error) {
 			t.IgnoreTOS = f.t.IgnoreTOS
 		}
 	}
-	return t, nil
+	return t
 }
 
 // flagForKey names the flag that sets a translation key, if it was given.
@@ -139,28 +165,88 @@ func (f *replayFlags) flagForKey(key string) (string, bool) {
 	return "--" + name, f.set[name]
 }
 
-// translateConfig builds the translator configuration, blaming the flag or
-// the file for a bad value.
-func (f *replayFlags) translateConfig() (translate.Config, error) {
-	t, err := f.translation()
-	if err != nil {
-		return translate.Config{}, err
+// translateConfig builds the translator configuration from t, blaming the
+// flag or the file for a bad value. dynamic, when not nil, is the name
+// resolver's pool: tried after the explicit mappings and before the RFC 6052
+// prefix (RFC 7757 §3.3), as in the daemon.
+func (f *replayFlags) translateConfig(t config.Translation, dynamic translate.Mapper) (translate.Config, error) {
+	// Build validates every key first, so errors name the key at fault.
+	tc, err := t.Build(nil)
+	if err == nil {
+		var m translate.Mapper
+		if m, err = t.Mapper(dynamic); err == nil {
+			tc, err = t.Build(m)
+		}
 	}
-	tc, err := t.TranslateConfig()
+	if err != nil {
+		return translate.Config{}, f.translationErr(err)
+	}
+	return tc, nil
+}
+
+// translationErr blames the flag or the config file for a translation error.
+func (f *replayFlags) translationErr(err error) error {
 	var ke *config.KeyError
 	switch {
-	case err == nil:
-		return tc, nil
 	case errors.Is(err, config.ErrNoMapping):
-		return translate.Config{}, fmt.Errorf("%w: no address mapping: give --map or --pref64 (or translation.map / translation.pref64 in --config)", errUsage)
+		return fmt.Errorf("%w: no address mapping: give --map or --pref64 (or translation.map / translation.pref64 in --config)", errUsage)
 	case errors.As(err, &ke):
 		if fl, ok := f.flagForKey(ke.Key); ok {
-			return translate.Config{}, fmt.Errorf("%w: %s: %v", errUsage, fl, ke.Err)
+			return fmt.Errorf("%w: %s: %v", errUsage, fl, ke.Err)
 		}
 		ke.File = f.configFile
-		return translate.Config{}, ke
+		return ke
 	}
-	return translate.Config{}, err
+	return err
+}
+
+// poolConfig gives the destination pools and lifetimes of the name
+// resolver's pool: the config's pool section, with --pool replacing its
+// pools.
+func (f *replayFlags) poolConfig(c config.Pool) (pool.Config, error) {
+	if f.set["pool"] {
+		c.Pools = f.pools
+	}
+	pfx, err := c.Prefixes()
+	if err != nil {
+		var ke *config.KeyError
+		if f.set["pool"] && errors.As(err, &ke) {
+			return pool.Config{}, fmt.Errorf("%w: --pool: %v", errUsage, ke.Err)
+		}
+		return pool.Config{}, err
+	}
+	return pool.Config{
+		Pools:          pfx,
+		Grace:          c.Grace,
+		IdleTimeout:    c.IdleTimeout,
+		RequesterRate:  c.RequesterRate,
+		RequesterShare: c.RequesterShare,
+	}, nil
+}
+
+// newDNS loads the zone and builds the name resolver with its pool.
+func (f *replayFlags) newDNS(c config.Config) (*replay.DNS, error) {
+	pc, err := f.poolConfig(c.Pool)
+	if err != nil {
+		return nil, err
+	}
+	zone, err := enr.LoadZoneFile(f.zoneFile, "")
+	if err != nil {
+		return nil, err
+	}
+	ecfg, err := c.DNS.ENRConfig()
+	if err != nil {
+		return nil, err
+	}
+	d, err := replay.NewDNS(replay.DNSConfig{Upstream: zone, Pool: pc, ENR: ecfg})
+	if err != nil {
+		if f.set["pool"] {
+			// The pools parsed; what is left to refuse is their number.
+			return nil, fmt.Errorf("%w: --pool: %v", errUsage, err)
+		}
+		return nil, err
+	}
+	return d, nil
 }
 
 func runReplay(args []string, stdout, stderr io.Writer) error {
@@ -177,12 +263,31 @@ func runReplay(args []string, stdout, stderr io.Writer) error {
 	if sameFile(inPath, outPath) || (vfile && (sameFile(inPath, f.verdictsFile) || sameFile(outPath, f.verdictsFile))) {
 		return fmt.Errorf("%w: IN, OUT and --verdicts must be different files", errUsage)
 	}
-	tc, err := f.translateConfig()
+	cfg, err := f.load()
 	if err != nil {
 		return err
 	}
-	tr, err := translate.New(tc)
+	t := f.mergeTranslation(cfg.Translation)
+	pl := &replay.Pipeline{}
+	var dynamic translate.Mapper
+	if f.zoneFile != "" {
+		// A bad translation flag is reported before the zone is read.
+		if _, err := t.Build(nil); err != nil {
+			return f.translationErr(err)
+		}
+		d, err := f.newDNS(cfg)
+		if err != nil {
+			return err
+		}
+		defer d.Close() // in memory: nothing to lose on close
+		pl.Handlers = []replay.Handler{d}
+		dynamic = d.Pool()
+	}
+	tc, err := f.translateConfig(t, dynamic)
 	if err != nil {
+		return err
+	}
+	if pl.Translator, err = translate.New(tc); err != nil {
 		return fmt.Errorf("translator: %w", err)
 	}
 
@@ -209,7 +314,7 @@ func runReplay(args []string, stdout, stderr io.Writer) error {
 		verdicts = vf
 	}
 
-	sum, runErr := replay.Run(in, out, verdicts, &replay.Pipeline{Translator: tr})
+	sum, runErr := replay.Run(in, out, verdicts, pl)
 	closeErr := out.Close()
 	if vf != nil {
 		if err := vf.Close(); err != nil && closeErr == nil {
@@ -239,7 +344,8 @@ func runReplay(args []string, stdout, stderr io.Writer) error {
 
 func actionCounts(sum replay.Summary) string {
 	var parts []string
-	for _, a := range []replay.Action{replay.ActionTranslated, replay.ActionGeneratedError, replay.ActionDropped, replay.ActionPassed} {
+	for _, a := range []replay.Action{replay.ActionTranslated, replay.ActionRewritten, replay.ActionAnswered,
+		replay.ActionGeneratedError, replay.ActionDropped, replay.ActionPassed} {
 		if n := sum.ByAction[a]; n > 0 {
 			parts = append(parts, strconv.Itoa(n)+" "+string(a))
 		}

@@ -22,8 +22,9 @@ type DNSConfig struct {
 	// Upstream answers the ENR's AAAA and PTR lookups; replay uses an
 	// enr.ZoneUpstream so that results do not depend on the network.
 	Upstream enr.Upstream
-	// Pool configures the address mapper. Clock, StateDir, Logger and
-	// SweepInterval are set by NewDNS; the rest is kept (zero: defaults).
+	// Pool configures the address mapper. Clock, StateDir and Logger are
+	// set by NewDNS; ClockResolution and SweepInterval count capture time;
+	// the rest is kept (zero: defaults).
 	Pool pool.Config
 	// ENR configures the resolver rules. Now is set by NewDNS, and
 	// ATimeoutSynthesis is turned off: a timer-driven answer belongs to no
@@ -42,12 +43,14 @@ type DNS struct {
 	pool *pool.Pool
 	ic   *enr.Interceptor
 	// now is the capture time in Unix ns, for the ENR. coarse is the
-	// pool's clock: it moves in steps of ClockResolution, and every step is
-	// followed by a Sweep (which reads it), so mapping use is recorded at
-	// the same capture times whatever the pool's own ticker does.
-	now, coarse atomic.Int64
-	resolution  int64
-	started     bool
+	// pool's clock: it moves in steps of ClockResolution, each followed by
+	// a Tick, so mapping use is recorded at the same capture times whatever
+	// the pool's own ticker does; swept is when expired mappings were last
+	// removed, every SweepInterval of capture time.
+	now, coarse           atomic.Int64
+	swept                 int64
+	resolution, sweepStep int64
+	started               bool
 }
 
 // NewDNS builds the ENR and its pool. Close releases them.
@@ -63,7 +66,10 @@ func NewDNS(cfg DNSConfig) (*DNS, error) {
 	if pc.ClockResolution == 0 {
 		pc.ClockResolution = pool.DefaultClockResolution
 	}
-	d.resolution = int64(pc.ClockResolution)
+	if pc.SweepInterval == 0 {
+		pc.SweepInterval = pool.DefaultSweepInterval
+	}
+	d.resolution, d.sweepStep = int64(pc.ClockResolution), int64(pc.SweepInterval)
 	// Expired mappings are swept at capture times (Advance), never by the
 	// pool's wall-clock ticker.
 	pc.SweepInterval = math.MaxInt64
@@ -108,11 +114,16 @@ func (d *DNS) Advance(ts time.Time) {
 		return
 	}
 	d.now.Store(n)
-	if !d.started || n-d.coarse.Load() >= d.resolution {
-		d.started = true
-		d.coarse.Store(n)
-		d.pool.Sweep() // advances the pool's clock to coarse, removes expired mappings
+	if d.started && n-d.coarse.Load() < d.resolution {
+		return
 	}
+	d.coarse.Store(n)
+	d.pool.Tick()
+	if !d.started || n-d.swept >= d.sweepStep {
+		d.swept = n
+		d.pool.Sweep()
+	}
+	d.started = true
 }
 
 // Handle implements Handler: UDP to port 53 is a query leaving an
@@ -182,4 +193,3 @@ var (
 	_ Handler = (*DNS)(nil)
 	_ Clocked = (*DNS)(nil)
 )
-
