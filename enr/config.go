@@ -116,15 +116,8 @@ func (c *Config) validate() error {
 	if _, ok := dns.RcodeToString[c.PoolErrorRcode]; !ok || c.PoolErrorRcode > 15 {
 		return fmt.Errorf("pool error rcode %d: not a 4-bit rcode", c.PoolErrorRcode)
 	}
-	for _, p := range c.ExcludeA {
-		if !p.Addr().Is4() {
-			return fmt.Errorf("exclude A %v: not an IPv4 prefix", p)
-		}
-	}
-	for _, p := range c.ExcludeAAAA {
-		if !p.Addr().Is6() {
-			return fmt.Errorf("exclude AAAA %v: not an IPv6 prefix", p)
-		}
+	if err := checkExclusions(c.ExcludeA, c.ExcludeAAAA); err != nil {
+		return err
 	}
 	if c.Now == nil {
 		c.Now = time.Now

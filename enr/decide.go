@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -51,24 +52,24 @@ type QueryPlan struct {
 // rules is the decision core: exclusion sets, TTL caps and the mapper. Its
 // methods are pure except for the mapper calls.
 type rules struct {
-	excludeA    []netip.Prefix
-	excludeAAAA []netip.Prefix
-	maxTTL      uint32
-	noSOATTL    uint32
-	poolRcode   int
-	maxSynth    int
-	mapper      Mapper
+	excl      *atomic.Pointer[exclusions] // replaced whole by SetExclusions
+	maxTTL    uint32
+	noSOATTL  uint32
+	poolRcode int
+	maxSynth  int
+	mapper    Mapper
 }
 
 func newRules(c *Config, m Mapper) rules {
+	excl := new(atomic.Pointer[exclusions])
+	excl.Store(&exclusions{a: c.ExcludeA, aaaa: c.ExcludeAAAA})
 	return rules{
-		excludeA:    c.ExcludeA,
-		excludeAAAA: c.ExcludeAAAA,
-		maxTTL:      durationTTL(c.MaxTTL),
-		noSOATTL:    durationTTL(c.NoSOATTL),
-		poolRcode:   c.PoolErrorRcode,
-		maxSynth:    c.MaxSynthesized,
-		mapper:      m,
+		excl:      excl,
+		maxTTL:    durationTTL(c.MaxTTL),
+		noSOATTL:  durationTTL(c.NoSOATTL),
+		poolRcode: c.PoolErrorRcode,
+		maxSynth:  c.MaxSynthesized,
+		mapper:    m,
 	}
 }
 
@@ -163,7 +164,7 @@ func (r *rules) excludedA(a netip.Addr) bool {
 	if !a.Is4() {
 		return true
 	}
-	for _, p := range r.excludeA {
+	for _, p := range r.excl.Load().a {
 		if p.Contains(a) {
 			return true
 		}
@@ -177,7 +178,7 @@ func (r *rules) excludedAAAA(a netip.Addr) bool {
 	if !a.Is6() {
 		return true
 	}
-	for _, p := range r.excludeAAAA {
+	for _, p := range r.excl.Load().aaaa {
 		if p.Contains(a) {
 			return true
 		}

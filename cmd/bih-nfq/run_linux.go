@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"reflect"
 	"runtime"
 	"slices"
 	"strings"
@@ -139,7 +140,9 @@ type daemon struct {
 	native4     atomic.Bool
 	mark        uint32
 	external    bool
+	avoided     []netip.Prefix // pools overlapping host networks at start
 	pools       []netip.Prefix
+	mapper      *translate.SwapMapper // EAM, pool, pref64; SIGHUP replaces the chain
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -268,12 +271,18 @@ func (d *daemon) start(parent context.Context) error {
 	}
 	d.onUndo(d.pool.Close)
 	d.pool.SetHostOverlap(overlap)
+	d.avoided = overlap
 
 	mapper, err := cfg.Translation.Mapper(d.pool)
 	if err != nil {
 		return err
 	}
-	xcfg, err := cfg.Translation.Build(mapper)
+	// Translators keep this SwapMapper for good; a reload replaces the chain
+	// behind it (see reload).
+	if d.mapper, err = translate.NewSwapMapper(mapper); err != nil {
+		return fmt.Errorf("address mapper: %w", err)
+	}
+	xcfg, err := cfg.Translation.Build(d.mapper)
 	if err != nil {
 		return err
 	}
@@ -285,11 +294,15 @@ func (d *daemon) start(parent context.Context) error {
 		xcfg.ICMPSource6 = d.host.Source6()
 	}
 
-	ecfg := enr.DefaultConfig()
+	ecfg, err := cfg.DNS.ENRConfig()
+	if err != nil {
+		return err
+	}
 	up := &enr.DNSUpstream{Control: enr.MarkControl(d.mark)}
 	if d.enr, err = enr.New(ecfg, d.pool, up, &d.drops); err != nil {
 		return fmt.Errorf("name resolver: %w", err)
 	}
+	d.enr.SetPassThrough(cfg.DNS.PassThrough)
 
 	// Queues are bound before the rules that feed them exist, so no packet
 	// meets a queue nobody reads.
@@ -297,13 +310,16 @@ func (d *daemon) start(parent context.Context) error {
 	if nq <= 0 {
 		nq = runtime.NumCPU()
 	}
+	if dq := cfg.Queue.DNS; dq >= cfg.Queue.Translation && dq < cfg.Queue.Translation+nq {
+		return fmt.Errorf("queue.dns: %d lies among the %d translation queues from %d", dq, nq, cfg.Queue.Translation)
+	}
 	for i := range nq {
 		x, err := translate.New(xcfg)
 		if err != nil {
 			return fmt.Errorf("translator: %w", err)
 		}
-		h := &queue.Translation{X: x, Drops: &d.drops}
-		if err := d.addWorker(uint16(cfg.Queue.Translation+i), h, "translation", false, 0); err != nil {
+		h := &queue.Translation{X: x, Drops: &d.drops, FailOpen: cfg.Queue.FailOpenTranslation}
+		if err := d.addWorker(uint16(cfg.Queue.Translation+i), h, "translation", false, failOpenFlag(cfg.Queue.FailOpenTranslation)); err != nil {
 			return err
 		}
 		d.xlat = append(d.xlat, h)
@@ -320,15 +336,18 @@ func (d *daemon) start(parent context.Context) error {
 	}})
 	d.onUndo(func() error { d.ic.Close(); return nil })
 	d.dns.ENR = d.ic
-	if err := d.addWorker(uint16(cfg.Queue.DNS), d.dns, "dns", true, queue.FlagFailOpen); err != nil {
+	if err := d.addWorker(uint16(cfg.Queue.DNS), d.dns, "dns", true, failOpenFlag(cfg.Queue.FailOpenDNS)); err != nil {
 		return err
 	}
 
 	ncfg := nft.Config{
 		Table4: cfg.NFT.Table, Table6: cfg.NFT.Table, Mark: d.mark,
 		Pools: d.routedPools, Source6: d.host.Source6(),
-		Xlat: nft.Queue{Num: uint16(cfg.Queue.Translation), Count: uint16(nq), CPUFanout: nq > 1},
-		DNS:  nft.Queue{Num: uint16(cfg.Queue.DNS), Count: 1, Bypass: true},
+		// Spread by flow hash, not by CPU: CPU fanout splits one flow over
+		// queues, and the reordering cost many retransmits in the lab.
+		Xlat: nft.Queue{Num: uint16(cfg.Queue.Translation), Count: uint16(nq), CPUFanout: false,
+			Bypass: cfg.Queue.FailOpenTranslation},
+		DNS: nft.Queue{Num: uint16(cfg.Queue.DNS), Count: 1, Bypass: cfg.Queue.FailOpenDNS},
 	}
 	if d.external {
 		d.rules, err = nft.Verify(ncfg, nft.Options{Logger: d.log})
@@ -374,6 +393,15 @@ func (d *daemon) start(parent context.Context) error {
 	d.flushHostCaches()
 	d.onUndo(func() error { d.flushHostCaches(); return nil })
 	return nil
+}
+
+// failOpenFlag asks the kernel to accept, rather than drop, packets that
+// find the queue full.
+func failOpenFlag(on bool) uint32 {
+	if on {
+		return queue.FlagFailOpen
+	}
+	return 0
 }
 
 // addWorker opens queue num and an emitter and prepares its worker.
@@ -427,9 +455,13 @@ func (d *daemon) followPool(ctx context.Context) {
 	for _, m := range current {
 		d.setMapped(m, true)
 	}
-	d.wg.Add(1)
+	// Stopped before the ruleset is removed (undo runs newest first), so no
+	// update is tried against a set that is gone.
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	d.onUndo(func() error { cancel(); <-done; return nil })
 	go func() {
-		defer d.wg.Done()
+		defer close(done)
 		defer sub.Close()
 		for {
 			select {
@@ -484,6 +516,7 @@ func (d *daemon) watchHost(ctx context.Context) {
 		d.log.Warn("cannot watch host network changes", "err", err)
 		return
 	}
+	avoided := d.avoided
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
@@ -502,8 +535,18 @@ func (d *daemon) watchHost(ctx context.Context) {
 				overlap = append(overlap, c.Pool)
 			}
 			d.pool.SetHostOverlap(overlap)
+			// RFC 6535 §2.3.4, §4.5: synthesized answers may now be wrong
+			// (a name may have gone native or vice versa): flush them. When
+			// a pool became overlapped, its mappings point into a native
+			// network: drop the mappings too, so names map afresh into a
+			// pool that does not overlap.
+			if !slices.Equal(overlap, avoided) {
+				d.pool.Flush()
+				avoided = overlap
+			}
 			d.enr.Flush()
 			d.flushHostCaches()
+			d.log.Info("flushed synthesized DNS state", "avoided_pools", overlap)
 		}
 	}()
 }
@@ -514,8 +557,15 @@ func (d *daemon) flushHostCaches() {
 	enr.FlushHostCaches(ctx, d.log, nil)
 }
 
-// reload re-reads the config file on SIGHUP. Settings that need a restart
-// are reported, not half-applied.
+// reload re-reads the config file on SIGHUP and applies, without dropping
+// flows, what can change at run time: the static mappings (translation.map,
+// RFC 7757, and translation.pref64, RFC 6052) behind the translators'
+// SwapMapper, with the same pool kept in the chain so existing flows keep
+// their addresses; and the ENR's exclusion sets (RFC 6535 §2.3.1) and
+// pass-through switch. An invalid file changes nothing. Other settings are
+// read once at start: a change is reported as needing a restart, not
+// applied. daemon.* keys are not compared, since command-line flags
+// override them.
 func (d *daemon) reload(path string) {
 	if path == "" {
 		d.log.Info("SIGHUP: no config file to reload")
@@ -526,8 +576,102 @@ func (d *daemon) reload(path string) {
 		d.log.Error("SIGHUP: config not reloaded", "err", err)
 		return
 	}
-	d.log.Info("SIGHUP: config read; static mappings and exclusions take effect at the next start", "file", path)
-	_ = cfg
+	// Build everything before changing anything.
+	mapper, err := cfg.Translation.Mapper(d.pool)
+	if err != nil {
+		d.log.Error("SIGHUP: config not reloaded", "err", err)
+		return
+	}
+	excludeA, excludeAAAA, err := cfg.DNS.Exclusions()
+	if err != nil {
+		d.log.Error("SIGHUP: config not reloaded", "err", err)
+		return
+	}
+
+	live := map[string]bool{"translation.map": true, "translation.pref64": true,
+		"dns.exclude-a": true, "dns.exclude-aaaa": true, "dns.pass-through": true}
+	var restart []string
+	was, now := reflect.ValueOf(d.cfg), reflect.ValueOf(cfg)
+	for i := range was.NumField() {
+		sf := was.Type().Field(i)
+		sec, _, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
+		if !sf.IsExported() || sec == "" || sec == "daemon" || sf.Type.Kind() != reflect.Struct {
+			continue
+		}
+		for j := range sf.Type.NumField() {
+			f := sf.Type.Field(j)
+			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			key := sec + "." + name
+			if !f.IsExported() || name == "" || live[key] {
+				continue
+			}
+			if !reflect.DeepEqual(was.Field(i).Field(j).Interface(), now.Field(i).Field(j).Interface()) {
+				restart = append(restart, key)
+			}
+		}
+	}
+
+	// Live keys are compared parsed, so "::ffff:0:0/96" and
+	// "::ffff:0.0.0.0/96" are the same set. The running values parsed
+	// when they were loaded, so the errors ignored here cannot happen.
+	old := d.cfg
+	oldA, oldAAAA, _ := old.DNS.Exclusions()
+	eam := func(t config.Translation) []translate.EAMEntry {
+		if tab, err := translate.ParseEAMTable(t.Map); err == nil {
+			return tab.Entries()
+		}
+		return nil
+	}
+	// SetExclusions is the one step that can refuse (it re-checks what the
+	// config already checked); it goes first so a refusal changes nothing.
+	var changed []any
+	if !slices.Equal(oldA, excludeA) || !slices.Equal(oldAAAA, excludeAAAA) {
+		if err := d.enr.SetExclusions(excludeA, excludeAAAA); err != nil {
+			d.log.Error("SIGHUP: config not reloaded", "err", err)
+			return
+		}
+		d.cfg.DNS.ExcludeA, d.cfg.DNS.ExcludeAAAA = cfg.DNS.ExcludeA, cfg.DNS.ExcludeAAAA
+		if !slices.Equal(oldA, excludeA) {
+			changed = append(changed, "dns.exclude-a", excludeA)
+		}
+		if !slices.Equal(oldAAAA, excludeAAAA) {
+			changed = append(changed, "dns.exclude-aaaa", excludeAAAA)
+		}
+	}
+	if old.DNS.PassThrough != cfg.DNS.PassThrough {
+		d.enr.SetPassThrough(cfg.DNS.PassThrough)
+		d.cfg.DNS.PassThrough = cfg.DNS.PassThrough
+		changed = append(changed, "dns.pass-through", cfg.DNS.PassThrough)
+	}
+	dnsChanged := len(changed) > 0
+	mapChanged := !slices.Equal(eam(old.Translation), eam(cfg.Translation))
+	if pref64 := cfg.Translation.Pref64; mapChanged || old.Translation.Pref64 != pref64 {
+		// The pool is the same member of the new chain: its flows go on.
+		if err := d.mapper.Store(mapper); err != nil {
+			d.log.Error("SIGHUP: static mappings not replaced", "err", err)
+		} else {
+			if mapChanged {
+				changed = append(changed, "translation.map", cfg.Translation.Map)
+			}
+			if old.Translation.Pref64 != pref64 {
+				changed = append(changed, "translation.pref64", pref64)
+			}
+			d.cfg.Translation.Map, d.cfg.Translation.Pref64 = cfg.Translation.Map, pref64
+		}
+	}
+	if dnsChanged {
+		// Answers the host's own caches hold were decided under the old
+		// sets (RFC 6535 §2.3.4: flush what synthesis no longer backs).
+		d.flushHostCaches()
+	}
+	if len(restart) > 0 {
+		d.log.Warn("SIGHUP: changed settings need a restart; not applied", "keys", strings.Join(restart, ","))
+	}
+	if len(changed) == 0 {
+		d.log.Info("SIGHUP: config reloaded; nothing to apply", "file", path)
+		return
+	}
+	d.log.Info("SIGHUP: config reloaded", append([]any{"file", path}, changed...)...)
 }
 
 func (d *daemon) status() Status { return d.statusWith(true) }

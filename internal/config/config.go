@@ -35,6 +35,8 @@ type Config struct {
 	NFT    NFT    `yaml:"nft"`
 	Queue  Queue  `yaml:"queue"`
 	Daemon Daemon `yaml:"daemon"`
+	// DNS configures the Extension Name Resolver (dns.go).
+	DNS DNS `yaml:"dns"`
 }
 
 // Default returns the configuration used for every key the file leaves out.
@@ -54,6 +56,7 @@ func Default() Config {
 		NFT:    defaultNFT(),
 		Queue:  defaultQueue(),
 		Daemon: defaultDaemon(),
+		DNS:    defaultDNS(),
 	}
 }
 
@@ -256,6 +259,7 @@ func (c *Config) Validate() error {
 		c.NFT.validate,
 		c.Queue.validate,
 		c.Daemon.validate,
+		c.DNS.validate,
 	} {
 		if err := v(); err != nil {
 			return err

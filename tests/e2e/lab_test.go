@@ -131,7 +131,7 @@ type Daemon struct {
 	lab    *Lab
 	cmd    *exec.Cmd
 	Socket string
-	Log    *bytes.Buffer
+	Log    *logBuffer
 	done   chan struct{}
 	err    error
 }
@@ -143,7 +143,7 @@ func (l *Lab) StartDaemon(config string, args ...string) *Daemon {
 	l.t.Helper()
 	dir := filepath.Join(l.State, "daemon")
 	os.MkdirAll(dir, 0o700)
-	d := &Daemon{lab: l, Socket: filepath.Join(dir, "status.sock"), Log: new(bytes.Buffer), done: make(chan struct{})}
+	d := &Daemon{lab: l, Socket: filepath.Join(dir, "status.sock"), Log: new(logBuffer), done: make(chan struct{})}
 	full := append([]string{"netns", "exec", l.NS("host")}, l.DaemonPrefix...)
 	full = append(full, l.Bin, "run", "--state-dir", filepath.Join(dir, "state"), "--status-socket", d.Socket)
 	if config != "" {
@@ -176,6 +176,25 @@ func (l *Lab) StartDaemon(config string, args ...string) *Daemon {
 	d.Stop()
 	l.t.Fatalf("daemon not running after 15 s:\n%s", d.Log)
 	return nil
+}
+
+// logBuffer collects the daemon's output; tests read it while the process
+// still writes.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // Status returns the daemon's status JSON as a map.

@@ -272,3 +272,23 @@ func TestOnlyNetCapabilities(t *testing.T) {
 		t.Errorf("left behind: %v", left)
 	}
 }
+
+// TestMissingCapabilities: without CAP_NET_ADMIN and CAP_NET_RAW the daemon
+// says which capability is missing, in one line, and installs nothing.
+func TestMissingCapabilities(t *testing.T) {
+	testenv.RequireCommand(t, "setpriv")
+	l := NewLab(t)
+	out, err := l.Run("host", 20*time.Second, "setpriv", "--inh-caps=-all", "--ambient-caps=-all",
+		"--bounding-set=-all,+net_raw", l.Bin, "run", "--state-dir", l.State+"/nocap",
+		"--status-socket", l.State+"/nocap.sock")
+	if err == nil {
+		t.Fatalf("run without CAP_NET_ADMIN succeeded:\n%s", out)
+	}
+	msg := strings.TrimSpace(out)
+	if !strings.Contains(msg, "CAP_NET_ADMIN") || strings.Contains(msg, "CAP_NET_RAW") || strings.Contains(msg, "\n") {
+		t.Errorf("want one line naming only CAP_NET_ADMIN, got:\n%s", out)
+	}
+	if left := l.hostClean(); len(left) > 0 {
+		t.Errorf("left behind: %v", left)
+	}
+}
