@@ -472,3 +472,47 @@ func TestVerifyExternal(t *testing.T) {
 		t.Fatalf("other mark: %v", err)
 	}
 }
+
+func TestAddMappedAll(t *testing.T) {
+	ns := nstest.New(t)
+	r, err := Install(testConfig(), opts(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// More than one chunk, half with timeouts, as a restored pool gives them.
+	var elems []MappedElement
+	for i := range 2*mappedChunk + 7 {
+		a := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 9, 14: byte(i >> 8), 15: byte(i)})
+		ttl := time.Duration(0)
+		if i%2 == 1 {
+			ttl = time.Hour
+		}
+		elems = append(elems, MappedElement{Addr: a, TTL: ttl})
+	}
+	start := time.Now()
+	if err := r.AddMappedAll(elems); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d elements in %v", len(elems), time.Since(start))
+	m, err := r.Mapped()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m) != len(elems) {
+		t.Fatalf("set holds %d elements, want %d", len(m), len(elems))
+	}
+	for _, e := range elems {
+		left, ok := m[e.Addr]
+		if !ok || (e.TTL == 0) != (left == 0) || left > e.TTL {
+			t.Fatalf("%v: present %v, %v left, want timeout %v", e.Addr, ok, left, e.TTL)
+		}
+	}
+	// A bad element refuses the whole call before anything is sent.
+	bad := []MappedElement{{Addr: netip.MustParseAddr("2001:db8:9::ffff")}, {Addr: netip.MustParseAddr("10.0.0.1")}}
+	if err := r.AddMappedAll(bad); err == nil {
+		t.Fatal("an IPv4 address was accepted into mapped6")
+	}
+	if m, _ := r.Mapped(); len(m) != len(elems) {
+		t.Errorf("a refused call changed the set: %d elements", len(m))
+	}
+}

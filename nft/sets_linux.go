@@ -103,6 +103,50 @@ func (r *Ruleset) mappedOp(a netip.Addr, ttl time.Duration, replace bool) error 
 	return c.Flush()
 }
 
+// MappedElement is one address for set mapped6 and its timeout (0: none).
+type MappedElement struct {
+	Addr netip.Addr
+	TTL  time.Duration
+}
+
+// mappedChunk bounds one batch of AddMappedAll, keeping netlink messages far
+// below the socket buffer.
+const mappedChunk = 512
+
+// AddMappedAll adds many addresses to set mapped6 over one connection, a
+// batch per mappedChunk elements: the start-up load of a restored pool would
+// otherwise cost a netlink round trip (and a socket) per mapping. Elements
+// are checked before anything is sent.
+func (r *Ruleset) AddMappedAll(elems []MappedElement) error {
+	batch := make([]nftables.SetElement, 0, len(elems))
+	for _, e := range elems {
+		k, err := mappedKey(e.Addr)
+		if err == nil && (e.TTL < 0 || (e.TTL > 0 && e.TTL < time.Millisecond)) {
+			err = fmt.Errorf("timeout %v out of range", e.TTL)
+		}
+		if err != nil {
+			return fmt.Errorf("add %v to set %s: %w", e.Addr, SetMapped6, err)
+		}
+		batch = append(batch, nftables.SetElement{Key: k, Timeout: e.TTL})
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, err := r.opt.conn()
+	if err != nil {
+		return fmt.Errorf("add to set %s: %w", SetMapped6, err)
+	}
+	for start := 0; start < len(batch); start += mappedChunk {
+		chunk := batch[start:min(start+mappedChunk, len(batch))]
+		if err := c.SetAddElements(r.mapped6, chunk); err != nil {
+			return fmt.Errorf("add %d elements to set %s: %w", len(chunk), SetMapped6, err)
+		}
+		if err := c.Flush(); err != nil {
+			return fmt.Errorf("add %d elements to set %s: %w", len(chunk), SetMapped6, err)
+		}
+	}
+	return nil
+}
+
 // RemoveMapped implements Sets.
 func (r *Ruleset) RemoveMapped(a netip.Addr) error {
 	k, err := mappedKey(a)

@@ -361,8 +361,8 @@ func (d *daemon) start(parent context.Context) error {
 		d.onUndo(d.rules.Remove)
 	}
 
-	d.followPool(ctx)
-	d.watchHost(ctx)
+	// Workers read the queues before anything slow happens: the ruleset is
+	// live, and a queue nobody reads is an outage.
 	for i, w := range d.workers {
 		d.wg.Add(1)
 		go func() {
@@ -375,6 +375,8 @@ func (d *daemon) start(parent context.Context) error {
 			}
 		}()
 	}
+	d.followPool(ctx)
+	d.watchHost(ctx)
 
 	if stop, err := serveStatus(ctx, cfg.Daemon.StatusSocket, d.status); err != nil {
 		return err
@@ -452,8 +454,14 @@ func (d *daemon) newInjector() (func([]byte) error, error) {
 // pool.
 func (d *daemon) followPool(ctx context.Context) {
 	sub, current := d.pool.Subscribe(0)
+	// The restored table goes in at once: one netlink round trip per
+	// mapping took minutes for a full pool.
+	elems := make([]nft.MappedElement, 0, len(current))
 	for _, m := range current {
-		d.setMapped(m, true)
+		elems = append(elems, nft.MappedElement{Addr: m.V6, TTL: d.mappedTTL(m)})
+	}
+	if err := d.rules.AddMappedAll(elems); err != nil {
+		d.log.Warn("load the set of mapped IPv6 addresses", "mappings", len(elems), "err", err)
 	}
 	// Stopped before the ruleset is removed (undo runs newest first), so no
 	// update is tried against a set that is gone.
@@ -487,16 +495,24 @@ func (d *daemon) followPool(ctx context.Context) {
 	}()
 }
 
+// mappedTTL is how long the kernel keeps m in set mapped6: its DNS lifetime
+// plus the idle time the pool allows after it (0: static, no timeout).
+func (d *daemon) mappedTTL(m pool.Mapping) time.Duration {
+	if m.Expires.IsZero() {
+		return 0
+	}
+	return max(time.Until(m.Expires)+d.cfg.Pool.IdleTimeout, time.Second)
+}
+
 func (d *daemon) setMapped(m pool.Mapping, present bool) {
 	var err error
-	switch {
+	switch ttl := d.mappedTTL(m); {
 	case !present:
 		err = d.rules.RemoveMapped(m.V6)
-	case m.Expires.IsZero():
+	case ttl == 0:
 		err = d.rules.AddMapped(m.V6, 0)
 	default:
-		ttl := time.Until(m.Expires) + d.cfg.Pool.IdleTimeout
-		err = d.rules.RefreshMapped(m.V6, max(ttl, time.Second))
+		err = d.rules.RefreshMapped(m.V6, ttl)
 	}
 	if err != nil {
 		d.log.Warn("update set of mapped IPv6 addresses", "addr", m.V6, "err", err)
