@@ -35,6 +35,12 @@ fuzz:
 demo: build
 	./scripts/demo.sh
 
+# Native IPv6 vs TAYGA vs bih-nfq in one namespace lab (root; ~6 min):
+# tests/bench/results/ and tests/bench/RESULTS.md.
+.PHONY: bench
+bench: build
+	./tests/bench/bench.sh
+
 # The offline translator on a bundled capture (no root).
 demo-replay: build
 	./scripts/demo-replay.sh
