@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make bench: native IPv6, TAYGA and bih-nfq measured in one run on the same
-# namespace topology (tests/bench/topology.sh: host — rtr — srv, every link at
-# MTU 1500). Traffic stays between the namespaces this script creates; they,
+# namespace topology (tests/lab/lab.sh with LAB_MTU=1500: host — rtr — srv,
+# every link at MTU 1500). Traffic stays between the namespaces this script creates; they,
 # and every process it starts, are removed on exit and on Ctrl-C.
 #
 # Per path, BENCH_RUNS runs (default 3) of:
@@ -29,6 +29,8 @@ OUT=tests/bench/results
 RAW=$OUT/raw
 export BENCH_NET=${BENCH_NET:-bihbench}
 export BENCH_NET_STATE=${BENCH_NET_STATE:-/run/$BENCH_NET}
+# The topology is the lab's, with every link at 1500.
+topology() { LAB=$BENCH_NET LAB_STATE=$BENCH_NET_STATE LAB_MTU=1500 tests/lab/lab.sh "$@"; }
 H=$BENCH_NET-host R=$BENCH_NET-rtr S=$BENCH_NET-srv
 SRV6=2001:db8:2::2
 POOL4=10.170.160.1 # the server's pool address, for both translators
@@ -88,7 +90,7 @@ cleanup() {
 	stop_pid "$daemon_pid"
 	stop_pid "$tayga_pid"
 	if [ -n "$topo_up" ]; then
-		tests/bench/topology.sh down >/dev/null 2>&1 || true
+		topology down >/dev/null 2>&1 || true
 	fi
 	rm -rf "$WORK"
 }
@@ -103,7 +105,7 @@ rm -rf "$RAW"
 mkdir -p "$RAW"
 
 log "Topology: host — rtr — srv, MTU 1500 everywhere"
-tests/bench/topology.sh up
+topology up
 topo_up=1
 
 # ---- helpers ---------------------------------------------------------------
@@ -297,7 +299,7 @@ fi
 echo "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$RAW/meta.env"
 echo "elapsed_s=$(($(date +%s) - started))" >>"$RAW/meta.env"
 
-tests/bench/topology.sh down >/dev/null 2>&1 || true
+topology down >/dev/null 2>&1 || true
 topo_up=""
 
 log "Results"

@@ -318,29 +318,14 @@ func TestRestart(t *testing.T) {
 
 	const size = 50_000_000
 	want := l.expectedSHA(size)
-	type result struct {
-		sha string
-		err error
-	}
-	res := make(chan result, 1)
-	go func() {
-		// Rate-limited so the download is still running when the daemon dies.
-		out, err := l.Run("host", 120*time.Second, "sh", "-c",
-			fmt.Sprintf("curl -4 -sS -f -m 110 --limit-rate 10M --retry 0 http://web.test/bytes/%d | sha256sum", size))
-		f := strings.Fields(out)
-		if len(f) == 0 {
-			res <- result{err: fmt.Errorf("%v: %s", err, out)}
-			return
-		}
-		res <- result{f[0], err}
-	}()
+	// Rate-limited so the download is still running when the daemon dies.
+	dl := l.StartDownload(size, "10M", 120*time.Second)
 	time.Sleep(1500 * time.Millisecond)
 	d.Kill()
 	time.Sleep(500 * time.Millisecond)
 	d = l.StartDaemon("")
-	r := <-res
-	if r.err != nil || r.sha != want {
-		t.Fatalf("download across kill -9 and restart: %q (err %v), want %q\n%s", r.sha, r.err, want, d.Log)
+	if sha, err := dl.Wait(); err != nil || sha != want {
+		t.Fatalf("download across kill -9 and restart: %q (err %v), want %q\n%s", sha, err, want, d.Log)
 	}
 }
 

@@ -250,3 +250,46 @@ func (l *Lab) hostClean() []string {
 	}
 	return left
 }
+
+// Download is a rate-limited `curl -4` of /bytes/N running in the host
+// while a test disturbs the daemon.
+type Download struct {
+	done chan struct{}
+	sha  string
+	err  error
+}
+
+// StartDownload begins fetching http://web.test/bytes/size at rate (a curl
+// --limit-rate value), bounded by timeout, and returns at once.
+func (l *Lab) StartDownload(size int, rate string, timeout time.Duration) *Download {
+	dl := &Download{done: make(chan struct{})}
+	go func() {
+		defer close(dl.done)
+		out, err := l.Run("host", timeout, "sh", "-c",
+			fmt.Sprintf("curl -4 -sS -f -m %d --limit-rate %s --retry 0 http://web.test/bytes/%d | sha256sum",
+				int((timeout-10*time.Second).Seconds()), rate, size))
+		f := strings.Fields(out)
+		if len(f) == 0 {
+			dl.err = fmt.Errorf("%v: %s", err, out)
+			return
+		}
+		dl.sha, dl.err = f[0], err
+	}()
+	return dl
+}
+
+// Finished reports whether the download has ended.
+func (dl *Download) Finished() bool {
+	select {
+	case <-dl.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Wait returns the downloaded body's sha256.
+func (dl *Download) Wait() (string, error) {
+	<-dl.done
+	return dl.sha, dl.err
+}

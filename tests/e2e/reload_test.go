@@ -39,22 +39,8 @@ func TestReload(t *testing.T) {
 
 	const size = 20_000_000
 	want := l.expectedSHA(size)
-	type result struct {
-		sha string
-		err error
-	}
-	res := make(chan result, 1)
-	go func() {
-		// Rate-limited so the download spans the reload.
-		out, err := l.Run("host", 90*time.Second, "sh", "-c",
-			fmt.Sprintf("curl -4 -sS -f -m 80 --limit-rate 4M --retry 0 http://web.test/bytes/%d | sha256sum", size))
-		f := strings.Fields(out)
-		if len(f) == 0 {
-			res <- result{err: fmt.Errorf("%v: %s", err, out)}
-			return
-		}
-		res <- result{f[0], err}
-	}()
+	// Rate-limited so the download spans the reload.
+	dl := l.StartDownload(size, "4M", 90*time.Second)
 	time.Sleep(1500 * time.Millisecond)
 
 	good := `translation:
@@ -69,10 +55,9 @@ dns:
 	if err := os.WriteFile(cfgPath, []byte(good), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case r := <-res:
-		t.Fatalf("download ended before the reload (%q, %v): make it longer", r.sha, r.err)
-	default:
+	if dl.Finished() {
+		sha, err := dl.Wait()
+		t.Fatalf("download ended before the reload (%q, %v): make it longer", sha, err)
 	}
 	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
@@ -101,9 +86,8 @@ dns:
 	}
 
 	// No flow dropped: the download started before the reload completes.
-	r := <-res
-	if r.err != nil || r.sha != want {
-		t.Fatalf("download across SIGHUP: %q (err %v), want %q", r.sha, r.err, want)
+	if sha, err := dl.Wait(); err != nil || sha != want {
+		t.Fatalf("download across SIGHUP: %q (err %v), want %q", sha, err, want)
 	}
 
 	// A broken file changes nothing and the daemon keeps running.

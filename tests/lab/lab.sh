@@ -10,7 +10,8 @@
 # srv advertises TCP MSS 1440 although its link is 1280, so segments the host
 # sends toward it are too big for rtr's 1280 link: rtr answers with ICMPv6
 # Packet Too Big, which is how the lab exercises path MTU discovery through
-# the translator.
+# the translator. LAB_MTU=1500 gives the plain topology instead (every link
+# at 1500, no MSS trick), on which the benchmarks measure.
 #
 # usage: lab.sh up|down|status      (LAB=name selects the lab, default bihlab)
 #        lab.sh exec host|rtr|srv CMD...
@@ -21,6 +22,7 @@ STATE=${LAB_STATE:-/run/$LAB}
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 H=$LAB-host R=$LAB-rtr S=$LAB-srv
+MTU=${LAB_MTU:-1280} # of the rtr–srv link
 
 # Addresses (documentation prefix, RFC 3849; never routed outside the lab).
 HOST6=2001:db8:1::2 RTR6A=2001:db8:1::1 RTR6B=2001:db8:2::1 SRV6=2001:db8:2::2
@@ -72,8 +74,12 @@ up() {
 	ip link add r1 netns "$R" type veth peer name s0 netns "$S"
 	nsx "$H" ip link set h0 name eth0
 	nsx "$S" ip link set s0 name eth0
-	nsx "$R" ip link set r1 mtu 1280
-	nsx "$S" ip link set eth0 mtu 1280
+	case $MTU in
+	1280 | 1500) ;;
+	*) die "LAB_MTU=$MTU: 1280 (default) or 1500" ;;
+	esac
+	nsx "$R" ip link set r1 mtu "$MTU"
+	nsx "$S" ip link set eth0 mtu "$MTU"
 	nsx "$H" ip -6 addr add $HOST6/64 dev eth0 nodad
 	nsx "$R" ip -6 addr add $RTR6A/64 dev r0 nodad
 	nsx "$R" ip -6 addr add $RTR6B/64 dev r1 nodad
@@ -84,7 +90,11 @@ up() {
 	done
 	nsx "$R" sysctl -qw net.ipv6.conf.all.forwarding=1
 	nsx "$H" ip -6 route add default via $RTR6A dev eth0
-	nsx "$S" ip -6 route add default via $RTR6B dev eth0 advmss 1440
+	if [ "$MTU" = 1280 ]; then
+		nsx "$S" ip -6 route add default via $RTR6B dev eth0 advmss 1440
+	else
+		nsx "$S" ip -6 route add default via $RTR6B dev eth0
+	fi
 
 	# The host resolves through the server's resolver, over IPv6 only.
 	mkdir -p "/etc/netns/$H"

@@ -76,7 +76,7 @@ func conditions(s *Summary) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "- Date: %s; kernel %s; %s CPU(s) (%s); load average %s at start, %s at end.\n",
 		c["date"], c["kernel"], c["cpus"], c["cpu_model"], c["loadavg_start"], c["loadavg_end"])
-	fmt.Fprintf(&b, "- Topology: namespaces host — rtr — srv (tests/bench/topology.sh), veth links at MTU 1500; translators' IPv4 link MTU 1480.\n")
+	fmt.Fprintf(&b, "- Topology: namespaces host — rtr — srv (tests/lab/lab.sh, LAB_MTU=1500), veth links at MTU 1500; translators' IPv4 link MTU 1480.\n")
 	fmt.Fprintf(&b, "- Each figure is the median of %s runs; TCP and UDP tests last %s s each (%s).\n",
 		c["runs"], c["duration_s"], c["iperf3"])
 	pps, _ := envFloat(c, "udp_offered_pps")
