@@ -107,7 +107,9 @@ up() {
 		(cd "$ROOT" && go build -o "$STATE/labserver" ./tests/labserver)
 		srv_bin=$STATE/labserver
 	fi
-	nsx "$S" "$srv_bin" -listen "[$SRV6]:80" -udp "[$SRV6]:7" >"$STATE/labserver.log" 2>&1 &
+	# Not through nsx: a backgrounded function is a subshell, and $! would
+	# name it instead of the server (ip netns exec execs into it).
+	ip netns exec "$S" "$srv_bin" -listen "[$SRV6]:80" -udp "[$SRV6]:7" >"$STATE/labserver.log" 2>&1 &
 	echo $! >"$STATE/labserver.pid"
 	if command -v iperf3 >/dev/null; then
 		nsx "$S" iperf3 -s -D -B $SRV6 --pidfile "$STATE/iperf3.pid" >/dev/null
