@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"strings"
 )
 
 // Defaults (RFC 6535 §4.4 for the pools).
@@ -32,6 +33,12 @@ const (
 	chainPrerouting = "prerouting"
 	chainOutput     = "output"
 	chainInput      = "input"
+	chainForward    = "forward"
+	chainForwardDNS = "forward-dns"
+
+	// Router-mode set names.
+	SetLAN4 = "lan4" // ip table: IPv4 prefixes of the LAN hosts translated
+	SetLAN6 = "lan6" // ip6 table: the LAN hosts' IPv6 addresses (RFC 6052 prefix, explicit maps)
 )
 
 // Queue is one NFQUEUE target: Count queues from Num, spread by CPU when
@@ -68,6 +75,24 @@ type Config struct {
 	Source6 netip.Addr
 	Xlat    Queue // translation queue (both directions)
 	DNS     Queue // DNS queue (queries out, responses in)
+	// NoHost leaves out the host-mode rules (router-only mode): the
+	// machine's own traffic passes untouched, and Source6 and Xlat are
+	// not used.
+	NoHost bool
+	// Router, when set, adds the router-mode rules for the hosts behind
+	// the LAN links.
+	Router *Router
+}
+
+// Router is the router-mode part of the ruleset: IPv4 packets forwarded from
+// LAN hosts to the pools, IPv6 packets forwarded to the LAN hosts' IPv6
+// addresses, and the LAN hosts' DNS (to the router's own resolver or through
+// it).
+type Router struct {
+	LAN   []string       // LAN link names
+	Hosts []netip.Prefix // IPv4 prefixes of the hosts translated (set lan4)
+	Addrs []netip.Prefix // their IPv6 addresses (set lan6)
+	Xlat  Queue          // router translation queues (both directions)
 }
 
 // DefaultConfig returns the defaults: primary pool, one translation queue
@@ -105,19 +130,57 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("Pools: %v is not an IPv4 network prefix", p))
 		}
 	}
-	if !c.Source6.IsValid() || !c.Source6.Is6() || c.Source6.Is4In6() || c.Source6.IsUnspecified() {
+	if c.NoHost && c.Router == nil {
+		errs = append(errs, errors.New("NoHost: neither host nor router rules"))
+	}
+	if !c.NoHost && (!c.Source6.IsValid() || !c.Source6.Is6() || c.Source6.Is4In6() || c.Source6.IsUnspecified()) {
 		errs = append(errs, fmt.Errorf("Source6: %v is not an IPv6 address", c.Source6))
 	}
-	for _, q := range []struct {
+	type named struct {
 		field string
 		q     Queue
-	}{{"Xlat", c.Xlat}, {"DNS", c.DNS}} {
-		if q.q.last() > 0xffff {
-			errs = append(errs, fmt.Errorf("%s: queues %d+%d exceed 65535", q.field, q.q.Num, q.q.count()))
+	}
+	queues := []named{{"DNS", c.DNS}}
+	if !c.NoHost {
+		queues = append(queues, named{"Xlat", c.Xlat})
+	}
+	if r := c.Router; r != nil {
+		queues = append(queues, named{"Router.Xlat", r.Xlat})
+		if len(r.LAN) == 0 {
+			errs = append(errs, errors.New("Router.LAN: at least one LAN link is needed"))
+		}
+		for _, n := range r.LAN {
+			if len(n) == 0 || len(n) > 15 || strings.ContainsAny(n, "/ \t\"") {
+				errs = append(errs, fmt.Errorf("Router.LAN: %q is not a link name", n))
+			}
+		}
+		if len(r.Hosts) == 0 {
+			errs = append(errs, errors.New("Router.Hosts: at least one IPv4 prefix is needed"))
+		}
+		for _, p := range r.Hosts {
+			if !p.IsValid() || !p.Addr().Is4() || p.Masked() != p {
+				errs = append(errs, fmt.Errorf("Router.Hosts: %v is not an IPv4 network prefix", p))
+			}
+		}
+		if len(r.Addrs) == 0 {
+			errs = append(errs, errors.New("Router.Addrs: at least one IPv6 prefix is needed"))
+		}
+		for _, p := range r.Addrs {
+			if !p.IsValid() || !p.Addr().Is6() || p.Addr().Is4In6() || p.Masked() != p {
+				errs = append(errs, fmt.Errorf("Router.Addrs: %v is not an IPv6 network prefix", p))
+			}
 		}
 	}
-	if c.Xlat.Num <= uint16(min(c.DNS.last(), 0xffff)) && c.DNS.Num <= uint16(min(c.Xlat.last(), 0xffff)) {
-		errs = append(errs, errors.New("Xlat, DNS: queue ranges overlap"))
+	for i, a := range queues {
+		if a.q.last() > 0xffff {
+			errs = append(errs, fmt.Errorf("%s: queues %d+%d exceed 65535", a.field, a.q.Num, a.q.count()))
+			continue
+		}
+		for _, b := range queues[:i] {
+			if b.q.last() <= 0xffff && uint32(a.q.Num) <= b.q.last() && uint32(b.q.Num) <= a.q.last() {
+				errs = append(errs, fmt.Errorf("%s, %s: queue ranges overlap", b.field, a.field))
+			}
+		}
 	}
 	return errors.Join(errs...)
 }

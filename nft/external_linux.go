@@ -16,7 +16,8 @@ import (
 // to its sets (Remove is then a no-op):
 //   - table ip Table4 with set pool4 (type ipv4_addr, flags interval);
 //   - table ip6 Table6 with set mapped6 (type ipv6_addr, flags timeout);
-//   - a rule queueing to the translation queue in each of the two tables;
+//   - a rule queueing to the translation queue in each of the two tables
+//     (host mode), and to the router translation queue (router mode);
 //   - a rule queueing to the DNS queue in either table;
 //   - in each table, a rule accepting packets with the daemon's mark (else
 //     what the daemon emits would be queued again).
@@ -65,8 +66,11 @@ func Verify(cfg Config, opt Options) (*Ruleset, error) {
 			errs = append(errs, fmt.Errorf("table %s %s has no rule accepting mark 0x%08x (meta mark 0x%08x accept)",
 				s.family, s.name, cfg.Mark, cfg.Mark))
 		}
-		if !used[cfg.Xlat.Num] {
+		if !cfg.NoHost && !used[cfg.Xlat.Num] {
 			errs = append(errs, fmt.Errorf("table %s %s has no rule queueing to translation queue %d", s.family, s.name, cfg.Xlat.Num))
+		}
+		if r := cfg.Router; r != nil && !used[r.Xlat.Num] {
+			errs = append(errs, fmt.Errorf("table %s %s has no rule queueing to router translation queue %d", s.family, s.name, r.Xlat.Num))
 		}
 		dnsSeen = dnsSeen || used[cfg.DNS.Num]
 	}

@@ -255,6 +255,8 @@ func nfHook(h hook) *nftables.ChainHook {
 		return nftables.ChainHookPrerouting
 	case hookInput:
 		return nftables.ChainHookInput
+	case hookForward:
+		return nftables.ChainHookForward
 	}
 	return nftables.ChainHookOutput
 }
@@ -263,20 +265,40 @@ func nfHook(h hook) *nftables.ChainHook {
 // (compare `nft --debug=netlink`).
 func (r *ruleSpec) exprs(be Backend, sets map[string]*nftables.Set) ([]expr.Any, error) {
 	var ex []expr.Any
+	for _, n := range []struct {
+		name string
+		key  expr.MetaKey
+	}{{r.iifname, expr.MetaKeyIIFNAME}, {r.oifname, expr.MetaKeyOIFNAME}} {
+		if n.name == "" {
+			continue
+		}
+		// iifname "lan0": the name padded with NULs to IFNAMSIZ
+		name := make([]byte, unix.IFNAMSIZ)
+		copy(name, n.name)
+		ex = append(ex,
+			&expr.Meta{Key: n.key, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: name})
+	}
 	if r.mark != 0 {
 		// meta mark 0x62696800
 		ex = append(ex,
 			&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(r.mark)})
 	}
-	if r.daddrSet != "" {
-		// ip daddr @pool4
-		s := sets[r.daddrSet]
+	for _, m := range []struct {
+		set         string
+		offset, len uint32
+	}{{r.saddrSet, 12, 4}, {r.daddrSet, 16, 4}, {r.daddr6Set, 24, 16}} {
+		if m.set == "" {
+			continue
+		}
+		// ip saddr @lan4, ip daddr @pool4, ip6 daddr @lan6
+		s := sets[m.set]
 		if s == nil {
-			return nil, fmt.Errorf("no set %s in this table", r.daddrSet)
+			return nil, fmt.Errorf("no set %s in this table", m.set)
 		}
 		ex = append(ex,
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: m.offset, Len: m.len},
 			&expr.Lookup{SourceRegister: 1, SetName: s.Name, SetID: s.ID})
 	}
 	if r.daddr6.IsValid() {
@@ -366,6 +388,9 @@ func nfqInfoV3(num, total, flags uint16) *xt.Unknown {
 
 // prefixElements is an interval set's [start, end) pair for p.
 func prefixElements(p netip.Prefix) ([]nftables.SetElement, error) {
+	if p.Addr().Is6() {
+		return prefixElements6(p)
+	}
 	if !p.Addr().Is4() {
 		return nil, fmt.Errorf("%v is not an IPv4 prefix", p)
 	}
@@ -379,5 +404,30 @@ func prefixElements(p netip.Prefix) ([]nftables.SetElement, error) {
 	return []nftables.SetElement{
 		{Key: start[:]},
 		{Key: binaryutil.BigEndian.PutUint32(uint32(end)), IntervalEnd: true},
+	}, nil
+}
+
+// prefixElements6 is prefixElements for an IPv6 prefix.
+func prefixElements6(p netip.Prefix) ([]nftables.SetElement, error) {
+	p = p.Masked()
+	start := p.Addr().As16()
+	end := start
+	// Add 2^(128-bits): one bit set at position bits, carried leftwards.
+	bit := p.Bits()
+	if bit == 0 {
+		return nil, errors.New("::/0 is not supported")
+	}
+	i := (bit - 1) / 8
+	carry := uint16(1) << (7 - uint((bit-1)%8))
+	for ; i >= 0 && carry != 0; i-- {
+		v := uint16(end[i]) + carry
+		end[i], carry = byte(v), v>>8
+	}
+	if carry != 0 {
+		return nil, errors.New("prefixes reaching ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff are not supported")
+	}
+	return []nftables.SetElement{
+		{Key: start[:]},
+		{Key: end[:], IntervalEnd: true},
 	}, nil
 }

@@ -114,7 +114,7 @@ func TestInstallListRemove(t *testing.T) {
 }
 
 // queueRE matches the queue statements Render writes.
-var queueRE = regexp.MustCompile(`queue num (\d+)(?:-(\d+))?(?: ([a-z,]+))?`)
+var queueRE = regexp.MustCompile(`queue num (\d+)(?:-(\d+))?(?: ((?:fanout|bypass)(?:,(?:fanout|bypass))*))?`)
 
 // markPlaceholder rewrites queue statements as "meta mark set" carrying
 // num, total and flags, for kernels that refuse nft's queue expression.

@@ -18,6 +18,11 @@ type Translation struct {
 	// them, counted as queue_fail_open (off by default for translation: an
 	// untranslated IPv4 packet to a pool address cannot reach anything).
 	FailOpen bool
+	// DNSAnswers, when set, takes translated 6→4 UDP datagrams from port
+	// 53 instead of the Sink: answers of a resolver reached through
+	// translation, which the ENR must see like any other answer (RFC 6535
+	// §2.3). The daemon emits them with a mark its DNS rules queue.
+	DNSAnswers func(pkt []byte) error
 	// Stats counts this handler's translations; one per worker, so the
 	// atomics never bounce between cores.
 	Stats XlatStats
@@ -50,6 +55,14 @@ func (h *Translation) Handle(p *Packet, out Sink) uint32 {
 	case translate.Translated, translate.GeneratedError:
 		var bytes uint64
 		for _, pkt := range r.Packets {
+			if h.DNSAnswers != nil && !v4 && r.Action == translate.Translated && isDNSAnswer4(pkt) {
+				if err := h.DNSAnswers(pkt); err != nil {
+					h.Drops.Add(drop.EmitFailed)
+					continue
+				}
+				bytes += uint64(len(pkt))
+				continue
+			}
 			if err := out.Add(pkt, within(pkt, p.Buf)); err != nil {
 				h.Drops.Add(drop.EmitFailed)
 				continue
@@ -80,4 +93,20 @@ func (h *Translation) Handle(p *Packet, out Sink) uint32 {
 		}
 		return Drop
 	}
+}
+
+// isDNSAnswer4 reports whether pkt is an unfragmented IPv4 UDP datagram
+// from port 53.
+func isDNSAnswer4(pkt []byte) bool {
+	if len(pkt) < 28 || pkt[0]>>4 != 4 || pkt[9] != 17 {
+		return false
+	}
+	if pkt[6]&0x3f != 0 || pkt[7] != 0 { // MF or fragment offset
+		return false
+	}
+	ihl := int(pkt[0]&0xf) * 4
+	if len(pkt) < ihl+8 {
+		return false
+	}
+	return pkt[ihl] == 0 && pkt[ihl+1] == 53
 }
