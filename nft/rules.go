@@ -63,16 +63,16 @@ type ruleSpec struct {
 	chain string
 	tag   string // after Tag; goes into the rule's comment
 
-	iifname  string     // meta iifname == name
-	oifname  string     // meta oifname == name
-	mark     uint32     // meta mark == mark (0: no match)
-	saddrSet string     // ip saddr @set
-	daddrSet string     // ip daddr @set
-	daddr6Set string    // ip6 daddr @set
-	daddr6   netip.Addr // ip6 daddr == addr
-	icmp6ND  bool       // icmpv6 type 133-137 (RS, RA, NS, NA, redirect)
-	dport    uint16     // udp dport
-	sport    uint16     // udp sport
+	iifname   string     // meta iifname == name
+	oifname   string     // meta oifname == name
+	mark      uint32     // meta mark == mark (0: no match)
+	saddrSet  string     // ip saddr @set
+	daddrSet  string     // ip daddr @set
+	daddr6Set string     // ip6 daddr @set
+	daddr6    netip.Addr // ip6 daddr == addr
+	icmp6ND   bool       // icmpv6 type 133-137 (RS, RA, NS, NA, redirect)
+	dport     uint16     // udp dport
+	sport     uint16     // udp sport
 
 	queue *Queue // queue verdict (with a counter); nil: accept
 }
