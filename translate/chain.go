@@ -43,6 +43,8 @@ func chainNilMember(m Mapper) bool {
 		return v == nil
 	case *RFC6052Prefix:
 		return v == nil
+	case *HostPrefix:
+		return v == nil
 	case *Chain:
 		return v == nil
 	}
