@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -14,6 +15,9 @@ import (
 // sockets (the header is sent as built), a batch per family per sendmmsg.
 // Every socket carries the daemon's mark so the ruleset accepts our own
 // packets before any queue rule. Not safe for concurrent use: one per worker.
+//
+// The sockets block and stay out of the Go netpoller: a socket in epoll
+// takes a wake-up callback for every sent packet the kernel frees.
 type Emitter struct {
 	fam [2]emitQueue // 0: IPv4, 1: IPv6
 
@@ -54,7 +58,7 @@ func NewEmitter(cfg EmitterConfig) (*Emitter, error) {
 	e := &Emitter{arena: make([]byte, cfg.Batch*2*2048)}
 	for i, af := range []int{unix.AF_INET, unix.AF_INET6} {
 		open := func() (int, error) {
-			return unix.Socket(af, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.IPPROTO_RAW)
+			return unix.Socket(af, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
 		}
 		var fd int
 		var err error
@@ -74,6 +78,13 @@ func NewEmitter(cfg EmitterConfig) (*Emitter, error) {
 				return nil, fmt.Errorf("raw socket: set SO_MARK: %w", err)
 			}
 		}
+		// A full send buffer waits, but not for ever.
+		tv := unix.NsecToTimeval(sendTimeout.Nanoseconds())
+		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv); err != nil {
+			unix.Close(fd)
+			e.Close()
+			return nil, fmt.Errorf("raw socket: set send timeout: %w", err)
+		}
 		q := &e.fam[i]
 		q.file = os.NewFile(uintptr(fd), "raw")
 		if q.rc, err = q.file.SyscallConn(); err != nil {
@@ -91,6 +102,9 @@ func NewEmitter(cfg EmitterConfig) (*Emitter, error) {
 	}
 	return e, nil
 }
+
+// sendTimeout bounds a send waiting for buffer space.
+const sendTimeout = time.Second
 
 // ErrBadPacket is returned by Add for a packet that is neither IPv4 nor IPv6.
 var ErrBadPacket = errors.New("emit: not an IPv4 or IPv6 packet")
@@ -184,10 +198,7 @@ func (q *emitQueue) flush(v6 bool) (sent, failed int, last error) {
 		var n int
 		var serr syscall.Errno
 		err := q.rc.Write(func(fd uintptr) bool {
-			r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&q.hdrs[start])), uintptr(q.n-start), unix.MSG_DONTWAIT, 0, 0)
-			if e == unix.EAGAIN {
-				return false
-			}
+			r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&q.hdrs[start])), uintptr(q.n-start), 0, 0, 0)
 			n, serr = int(r), e
 			return true
 		})
@@ -195,6 +206,9 @@ func (q *emitQueue) flush(v6 bool) (sent, failed int, last error) {
 			failed += q.n - start
 			last = fmt.Errorf("sendmmsg: %w", err)
 			break
+		}
+		if serr == unix.EINTR {
+			continue // a signal before anything was sent (timeouts stop SA_RESTART)
 		}
 		if serr != 0 {
 			// sendmmsg reports an error only when the first message of the

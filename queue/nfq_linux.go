@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -67,6 +68,11 @@ type Config struct {
 
 // Conn is a netlink socket bound to one NFQUEUE queue. Receive and the
 // verdict calls must come from one goroutine (they share buffers).
+//
+// The socket is blocking and stays out of the Go netpoller: a packet wakes
+// the one thread blocked in recvmmsg, instead of an epoll callback, the
+// poller thread and a goroutine hand-off per wake-up. A receive timeout
+// bounds how long Close waits for that thread.
 type Conn struct {
 	cfg  Config
 	file *os.File
@@ -124,13 +130,18 @@ func Open(cfg Config) (*Conn, error) {
 }
 
 func socketInNS(ns int) (int, error) {
-	if ns == 0 {
-		return unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_NETFILTER)
+	open := func() (int, error) {
+		return unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
 	}
-	return socketAt(ns, func() (int, error) {
-		return unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_NETFILTER)
-	})
+	if ns == 0 {
+		return open()
+	}
+	return socketAt(ns, open)
 }
+
+// recvTimeout is how long a blocked Receive sleeps before it looks whether
+// the connection was closed.
+const recvTimeout = 200 * time.Millisecond
 
 func (c *Conn) setup() error {
 	if err := unix.Bind(c.fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
@@ -146,6 +157,10 @@ func (c *Conn) setup() error {
 	// kernel counts the drop (queue_dropped / fail-open) and we keep going.
 	if err := unix.SetsockoptInt(c.fd, unix.SOL_NETLINK, unix.NETLINK_NO_ENOBUFS, 1); err != nil {
 		return fmt.Errorf("set NETLINK_NO_ENOBUFS: %w", err)
+	}
+	tv := unix.NsecToTimeval(recvTimeout.Nanoseconds())
+	if err := unix.SetsockoptTimeval(c.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		return fmt.Errorf("set receive timeout: %w", err)
 	}
 	// Switch on extended ACKs so config errors say more; ignore if absent.
 	_ = unix.SetsockoptInt(c.fd, unix.SOL_NETLINK, unix.NETLINK_EXT_ACK, 1)
@@ -187,8 +202,7 @@ func attr(typ uint16, data []byte) []byte {
 
 func align4(n int) int { return (n + 3) &^ 3 }
 
-// config sends one NFQNL_MSG_CONFIG request and waits for its ack. It runs
-// before the socket joins the poller, on the blocking path.
+// config sends one NFQNL_MSG_CONFIG request and waits for its ack.
 func (c *Conn) config(attrs []byte) error {
 	c.seq++
 	b := make([]byte, nlmsgHdrLen+nfgenHdrLen, nlmsgHdrLen+nfgenHdrLen+len(attrs))
@@ -202,11 +216,7 @@ func (c *Conn) config(attrs []byte) error {
 	for tries := 0; tries < 100; tries++ {
 		n, _, err := unix.Recvfrom(c.fd, rb, 0)
 		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
-			var pfd = []unix.PollFd{{Fd: int32(c.fd), Events: unix.POLLIN}}
-			if _, err := unix.Poll(pfd, 2000); err != nil && !errors.Is(err, unix.EINTR) {
-				return err
-			}
-			continue
+			continue // the receive timeout bounds each try
 		}
 		if err != nil {
 			return err
@@ -245,34 +255,30 @@ func putNfgen(b []byte, family uint8, queue uint16) {
 }
 
 // Receive blocks until at least one packet is queued and fills pkts with up
-// to len(pkts) of them (one recvmmsg). The packets stay valid until the next
-// Receive. Messages that are not packets (acks, errors) are skipped.
+// to len(pkts) of them (one recvmmsg that takes what is queued once the
+// first arrives). It may return 0 with no error (timeout, signal). The
+// packets stay valid until the next Receive. Messages that are not packets
+// (acks, errors) are skipped.
 func (c *Conn) Receive(pkts []Packet) (int, error) {
 	want := min(len(pkts), len(c.slots))
 	if want == 0 {
 		return 0, nil
 	}
 	var got int
-	var serr error
+	var serr syscall.Errno
 	err := c.rc.Read(func(fd uintptr) bool {
-		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&c.hdrs[0])), uintptr(want), unix.MSG_DONTWAIT, 0, 0)
-		if e == unix.EAGAIN {
-			return false
-		}
-		if e != 0 {
-			serr = e
-			return true
-		}
-		got = int(r)
+		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&c.hdrs[0])), uintptr(want), unix.MSG_WAITFORONE, 0, 0)
+		got, serr = int(r), e
 		return true
 	})
 	if err != nil {
 		return 0, err
 	}
-	if serr != nil {
-		if errors.Is(serr, unix.ENOBUFS) || errors.Is(serr, unix.EINTR) {
-			return 0, nil
-		}
+	switch serr {
+	case 0:
+	case unix.EAGAIN, unix.EINTR, unix.ENOBUFS:
+		return 0, nil
+	default:
 		return 0, serr
 	}
 	n := 0
@@ -417,11 +423,9 @@ func (c *Conn) send(b []byte) error {
 	var serr error
 	err := c.rc.Write(func(fd uintptr) bool {
 		// The kernel's netlink address is all zeros; a nil sockaddr on a bound
-		// netlink socket sends to it.
-		_, _, e := unix.Syscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), unix.MSG_DONTWAIT, 0, 0)
-		if e == unix.EAGAIN {
-			return false
-		}
+		// netlink socket sends to it. The kernel handles the message in this
+		// call, so it never waits for buffer space.
+		_, _, e := unix.Syscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), 0, 0, 0)
 		if e != 0 {
 			serr = e
 		}
@@ -433,8 +437,9 @@ func (c *Conn) send(b []byte) error {
 	return serr
 }
 
-// Close unbinds the queue (best effort: the kernel unbinds on close anyway)
-// and closes the socket, waking a blocked Receive.
+// Close closes the socket (the kernel unbinds the queue). A Receive blocked
+// at the time returns within the receive timeout; the descriptor is
+// released when it does.
 func (c *Conn) Close() error {
 	return c.file.Close()
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"sync/atomic"
 
 	"github.com/bih-nfq/bih-nfq/internal/drop"
@@ -57,6 +58,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.sv = make([]uint32, 0, n)
 	stop := context.AfterFunc(ctx, func() { w.Conn.Close() })
 	defer stop()
+	// The worker blocks in its own system calls; a thread of its own keeps
+	// its wake-ups direct and its caches warm.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	for {
 		got, err := w.Conn.Receive(w.pkts)
 		if err != nil {
