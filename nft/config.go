@@ -18,6 +18,8 @@ const (
 	DefaultMark    = 0x62696800 // "bih\0": SO_MARK of the daemon's own sockets
 	DefaultXlatNum = 0
 	DefaultDNSNum  = 32
+	// DefaultRouterNum is the first router-mode translation queue.
+	DefaultRouterNum = 16
 
 	// Set names the daemon needs, in rules: internal and external mode alike.
 	SetPool4   = "pool4"   // ip table: interval set of destination pool prefixes

@@ -446,6 +446,17 @@ func (p *Pool) refresh(e *entry, now, exp int64, req netip.Addr) {
 	}
 }
 
+// RequesterLimit is how many mappings one requester may hold now (RFC 6535
+// §6.3); 0 when the share is the whole pool.
+func (p *Pool) RequesterLimit() int {
+	if p.cfg.RequesterShare >= 1 {
+		return 0
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.shareLimit()
+}
+
 // shareLimit is how many mappings one requester may hold (RFC 6535 §6.3).
 func (p *Pool) shareLimit() int {
 	n := 0

@@ -45,6 +45,10 @@ func NewHostPrefix(prefix netip.Prefix, hosts []netip.Prefix) (*HostPrefix, erro
 // Prefix returns the RFC 6052 prefix.
 func (h *HostPrefix) Prefix() netip.Prefix { return h.p.Prefix() }
 
+// Embed builds the IPv6 address of a under the prefix (RFC 6052 §2.3),
+// host or not.
+func (h *HostPrefix) Embed(a [4]byte) [16]byte { return h.p.Embed(a) }
+
 // Covers reports whether a is one of the hosts.
 func (h *HostPrefix) Covers(a [4]byte) bool {
 	v := addr4Uint(a)

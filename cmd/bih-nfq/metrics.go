@@ -17,11 +17,13 @@ import (
 // per packet through the Prometheus client: the data path only bumps atomics.
 var (
 	descTranslated = prometheus.NewDesc("bih_nfq_translated_packets_total",
-		"Packets translated, by direction.", []string{"direction"}, nil)
+		"Packets translated, by direction and mode (host, router).", []string{"direction", "mode"}, nil)
 	descTranslatedBytes = prometheus.NewDesc("bih_nfq_translated_bytes_total",
-		"Bytes of translated packets emitted, by direction.", []string{"direction"}, nil)
+		"Bytes of translated packets emitted, by direction and mode.", []string{"direction", "mode"}, nil)
 	descICMPErrors = prometheus.NewDesc("bih_nfq_generated_icmp_errors_total",
-		"ICMP errors generated back to senders, by the family they were sent in.", []string{"family"}, nil)
+		"ICMP errors generated back to senders, by the family they were sent in and mode.", []string{"family", "mode"}, nil)
+	descLANHost = prometheus.NewDesc("bih_nfq_lan_host_mappings",
+		"Pool mappings held by a LAN host's lookups (router mode).", []string{"host"}, nil)
 	descDrops = prometheus.NewDesc("bih_nfq_drops_total",
 		"Packets or DNS messages refused, by reason.", []string{"reason"}, nil)
 	descDNS = prometheus.NewDesc("bih_nfq_dns_total",
@@ -44,7 +46,7 @@ type statusCollector struct{ snapshot func() Status }
 
 func (c statusCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descTranslated, descTranslatedBytes, descICMPErrors, descDrops,
-		descDNS, descPoolUsed, descPoolSize, descQueueRecv, descQueueKDrops, descQueueWaiting, descUp} {
+		descDNS, descPoolUsed, descPoolSize, descQueueRecv, descQueueKDrops, descQueueWaiting, descUp, descLANHost} {
 		ch <- d
 	}
 }
@@ -62,12 +64,17 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 		up = 1
 	}
 	gauge(descUp, up, st.Mode)
-	for _, dir := range []string{"4to6", "6to4"} {
-		counter(descTranslated, st.Translated[dir+"_packets"], dir)
-		counter(descTranslatedBytes, st.Translated[dir+"_bytes"], dir)
+	for mode, t := range st.TranslatedByMode {
+		for _, dir := range []string{"4to6", "6to4"} {
+			counter(descTranslated, t[dir+"_packets"], dir, mode)
+			counter(descTranslatedBytes, t[dir+"_bytes"], dir, mode)
+		}
+		for _, fam := range []string{"ipv4", "ipv6"} {
+			counter(descICMPErrors, t["errors_"+fam], fam, mode)
+		}
 	}
-	for _, fam := range []string{"ipv4", "ipv6"} {
-		counter(descICMPErrors, st.Translated["errors_"+fam], fam)
+	for _, h := range st.LANHosts {
+		gauge(descLANHost, float64(h.Mappings), h.IPv4)
 	}
 	for reason, v := range st.Drops {
 		counter(descDrops, v, reason)

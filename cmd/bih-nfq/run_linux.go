@@ -95,8 +95,13 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	d.setState("running")
-	log.Info("running", "pools", d.routedPools, "source4", d.host.Source4(), "source6", d.host.Source6(),
-		"queues", len(d.workers), "backend", d.rules.Backend())
+	if cfg.HostMode() {
+		log.Info("running", "mode", cfg.Mode, "pools", d.routedPools, "source4", d.host.Source4(),
+			"source6", d.host.Source6(), "queues", len(d.workers), "backend", d.rules.Backend())
+	} else {
+		log.Info("running", "mode", cfg.Mode, "pools", d.routedPools, "queues", len(d.workers),
+			"backend", d.rules.Backend())
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -133,6 +138,9 @@ type daemon struct {
 	ic          *enr.Interceptor
 	drops       drop.Counters
 	xlat        []*queue.Translation
+	xlatModes   []string // "host" or "router", per xlat handler
+	router      *routerSide
+	explicit    *explicitFirst // the ENR's view of the mappings
 	dns         *queue.DNS
 	workers     []*queue.Worker
 	roles       []string
@@ -243,13 +251,21 @@ func (d *daemon) start(parent context.Context) error {
 		return errors.New("pool.pools: every destination pool overlaps the host's IPv4 networks")
 	}
 
-	d.host, err = hostnet.Setup(hostnet.Config{
+	hcfg := hostnet.Config{
 		LinkName: cfg.Host.Link,
 		Source4:  netip.PrefixFrom(src4, 32),
 		Pools:    d.routedPools,
 		Uplink:   cfg.Host.Uplink,
 		Source6:  src6,
-	}, hostnet.Options{Logger: d.log})
+		NoHost:   !cfg.HostMode(),
+	}
+	if cfg.RouterMode() {
+		if d.router, err = planRouter(cfg, pools, d.log); err != nil {
+			return err
+		}
+		hcfg.Router = d.router.hostnet()
+	}
+	d.host, err = hostnet.Setup(hcfg, hostnet.Options{Logger: d.log})
 	if err != nil {
 		return err
 	}
@@ -265,7 +281,9 @@ func (d *daemon) start(parent context.Context) error {
 	pcfg.Logger = d.log
 	// The host's own IPv4 source maps to the translation source (RFC 6535
 	// §4.4): a static entry that never expires.
-	pcfg.Static = []pool.StaticMapping{{V4: d.host.Source4(), V6: d.host.Source6()}}
+	if cfg.HostMode() {
+		pcfg.Static = []pool.StaticMapping{{V4: d.host.Source4(), V6: d.host.Source6()}}
+	}
 	if d.pool, err = pool.New(pcfg); err != nil {
 		return fmt.Errorf("address pool: %w", err)
 	}
@@ -290,7 +308,11 @@ func (d *daemon) start(parent context.Context) error {
 	// Host mode: the IPv4 side is this host's own stack, reached through
 	// loopback, which never needs fragments.
 	xcfg.IPv4MTU = 65535
-	if !xcfg.ICMPSource6.IsValid() {
+	// In host mode the translation is inside the host (RFC 6535 §2); in
+	// router mode the kernel's forward path has already decremented TTL
+	// or hop limit and sent Time Exceeded before the queue: never twice.
+	xcfg.Router = false
+	if !xcfg.ICMPSource6.IsValid() && cfg.HostMode() {
 		xcfg.ICMPSource6 = d.host.Source6()
 	}
 
@@ -298,8 +320,14 @@ func (d *daemon) start(parent context.Context) error {
 	if err != nil {
 		return err
 	}
-	up := &enr.DNSUpstream{Control: enr.MarkControl(d.mark)}
-	if d.enr, err = enr.New(ecfg, d.pool, up, &d.drops); err != nil {
+	// A resolver the application reaches through translation is asked over
+	// IPv6 directly: the ENR's own packets are never translated.
+	up := viaMapper{enr.Upstream(&enr.DNSUpstream{Control: enr.MarkControl(d.mark)}), d.mapper}
+	d.explicit = &explicitFirst{pool: d.pool}
+	if err := d.explicit.setMap(cfg.Translation.Map); err != nil {
+		return err
+	}
+	if d.enr, err = enr.New(ecfg, d.explicit, up, &d.drops); err != nil {
 		return fmt.Errorf("name resolver: %w", err)
 	}
 	d.enr.SetPassThrough(cfg.DNS.PassThrough)
@@ -310,21 +338,49 @@ func (d *daemon) start(parent context.Context) error {
 	if nq <= 0 {
 		nq = runtime.NumCPU()
 	}
-	if dq := cfg.Queue.DNS; dq >= cfg.Queue.Translation && dq < cfg.Queue.Translation+nq {
-		return fmt.Errorf("queue.dns: %d lies among the %d translation queues from %d", dq, nq, cfg.Queue.Translation)
+	if err := checkQueues(cfg, nq); err != nil {
+		return err
 	}
-	for i := range nq {
-		x, err := translate.New(xcfg)
-		if err != nil {
-			return fmt.Errorf("translator: %w", err)
+	// Translated DNS answers carry their own mark: unlike the daemon's
+	// other packets they must meet the DNS rules (queue.Translation).
+	answers, err := d.newInjector(answerMark(d.mark))
+	if err != nil {
+		return err
+	}
+	addXlat := func(first int, xc translate.Config, mode string) error {
+		for i := range nq {
+			x, err := translate.New(xc)
+			if err != nil {
+				return fmt.Errorf("translator: %w", err)
+			}
+			h := &queue.Translation{X: x, Drops: &d.drops, FailOpen: cfg.Queue.FailOpenTranslation, DNSAnswers: answers}
+			role := "translation"
+			if mode == config.RunRouter {
+				role = "router"
+			}
+			if err := d.addWorker(uint16(first+i), h, role, false, failOpenFlag(cfg.Queue.FailOpenTranslation)); err != nil {
+				return err
+			}
+			d.xlat = append(d.xlat, h)
+			d.xlatModes = append(d.xlatModes, mode)
 		}
-		h := &queue.Translation{X: x, Drops: &d.drops, FailOpen: cfg.Queue.FailOpenTranslation}
-		if err := d.addWorker(uint16(cfg.Queue.Translation+i), h, "translation", false, failOpenFlag(cfg.Queue.FailOpenTranslation)); err != nil {
+		return nil
+	}
+	if cfg.HostMode() {
+		if err := addXlat(cfg.Queue.Translation, xcfg, config.RunHost); err != nil {
 			return err
 		}
-		d.xlat = append(d.xlat, h)
 	}
-	inject, err := d.newInjector()
+	if cfg.RouterMode() {
+		rx, err := d.router.translateConfig(xcfg, d.mapper, d.host)
+		if err != nil {
+			return err
+		}
+		if err := addXlat(cfg.Queue.Router, rx, config.RunRouter); err != nil {
+			return err
+		}
+	}
+	inject, err := d.newInjector(d.mark)
 	if err != nil {
 		return err
 	}
@@ -347,7 +403,12 @@ func (d *daemon) start(parent context.Context) error {
 		// queues, and the reordering cost many retransmits in the lab.
 		Xlat: nft.Queue{Num: uint16(cfg.Queue.Translation), Count: uint16(nq), CPUFanout: false,
 			Bypass: cfg.Queue.FailOpenTranslation},
-		DNS: nft.Queue{Num: uint16(cfg.Queue.DNS), Count: 1, Bypass: cfg.Queue.FailOpenDNS},
+		DNS:    nft.Queue{Num: uint16(cfg.Queue.DNS), Count: 1, Bypass: cfg.Queue.FailOpenDNS},
+		NoHost: !cfg.HostMode(),
+	}
+	if cfg.RouterMode() {
+		ncfg.Router = d.router.rules(nft.Queue{Num: uint16(cfg.Queue.Router), Count: uint16(nq),
+			Bypass: cfg.Queue.FailOpenTranslation})
 	}
 	if d.external {
 		d.rules, err = nft.Verify(ncfg, nft.Options{Logger: d.log})
@@ -397,6 +458,33 @@ func (d *daemon) start(parent context.Context) error {
 	return nil
 }
 
+// checkQueues refuses overlapping queue ranges: a queue has one reader.
+func checkQueues(cfg config.Config, nq int) error {
+	type span struct {
+		key         string
+		first, size int
+	}
+	spans := []span{{"queue.dns", cfg.Queue.DNS, 1}}
+	if cfg.HostMode() {
+		spans = append(spans, span{"queue.translation", cfg.Queue.Translation, nq})
+	}
+	if cfg.RouterMode() {
+		spans = append(spans, span{"queue.router", cfg.Queue.Router, nq})
+	}
+	for i, a := range spans {
+		if a.first+a.size > 65536 {
+			return fmt.Errorf("%s: queues %d to %d exceed 65535", a.key, a.first, a.first+a.size-1)
+		}
+		for _, b := range spans[:i] {
+			if a.first < b.first+b.size && b.first < a.first+a.size {
+				return fmt.Errorf("%s: queues %d to %d overlap %s (%d to %d)", a.key, a.first, a.first+a.size-1,
+					b.key, b.first, b.first+b.size-1)
+			}
+		}
+	}
+	return nil
+}
+
 // failOpenFlag asks the kernel to accept, rather than drop, packets that
 // find the queue full.
 func failOpenFlag(on bool) uint32 {
@@ -428,10 +516,10 @@ func (d *daemon) addWorker(num uint16, h queue.Handler, role string, async bool,
 	return nil
 }
 
-// newInjector returns a goroutine-safe way to deliver datagrams the ENR
-// originates (late answers) to local programs.
-func (d *daemon) newInjector() (func([]byte) error, error) {
-	em, err := queue.NewEmitter(queue.EmitterConfig{Mark: d.mark, Batch: 1})
+// newInjector returns a goroutine-safe way to send single datagrams with
+// mark: late answers the ENR originates, translated DNS answers.
+func (d *daemon) newInjector(mark uint32) (func([]byte) error, error) {
+	em, err := queue.NewEmitter(queue.EmitterConfig{Mark: mark, Batch: 1})
 	if err != nil {
 		return nil, err
 	}
@@ -524,10 +612,15 @@ func (d *daemon) setMapped(m pool.Mapping, present bool) {
 // ENR never replaces a real A answer); pools that now overlap a host network
 // are avoided for new mappings, and synthesized DNS state is flushed.
 func (d *daemon) watchHost(ctx context.Context) {
-	if n, err := hostnet.CurrentNative4(d.cfg.Host.Link, hostnet.Options{Logger: d.log}); err == nil {
+	// A router's LAN addresses are not native IPv4 connectivity.
+	opt := hostnet.Options{Logger: d.log}
+	if d.router != nil {
+		opt.IgnoreLinks = d.router.plan.LAN
+	}
+	if n, err := hostnet.CurrentNative4(d.cfg.Host.Link, opt); err == nil {
 		d.native4.Store(n.Present())
 	}
-	events, err := hostnet.Watch(ctx, d.cfg.Host.Link, hostnet.Options{Logger: d.log})
+	events, err := hostnet.Watch(ctx, d.cfg.Host.Link, opt)
 	if err != nil {
 		d.log.Warn("cannot watch host network changes", "err", err)
 		return
@@ -667,6 +760,10 @@ func (d *daemon) reload(path string) {
 			d.log.Error("SIGHUP: static mappings not replaced", "err", err)
 		} else {
 			if mapChanged {
+				// Validated with the chain above.
+				if err := d.explicit.setMap(cfg.Translation.Map); err != nil {
+					d.log.Error("SIGHUP: explicit mappings not given to the ENR", "err", err)
+				}
 				changed = append(changed, "translation.map", cfg.Translation.Map)
 			}
 			if old.Translation.Pref64 != pref64 {
@@ -695,11 +792,11 @@ func (d *daemon) status() Status { return d.statusWith(true) }
 // statusWith assembles the status; mappings are listed only when asked.
 func (d *daemon) statusWith(mappings bool) Status {
 	st := Status{
-		State: *d.state.Load(), Mode: "host", Version: version, Started: d.started,
+		State: *d.state.Load(), Mode: d.cfg.Mode, Version: version, Started: d.started,
 		NativeV4: d.native4.Load(), Drops: d.drops.Snapshot(), Translated: map[string]uint64{},
 		DNS: map[string]uint64{},
 	}
-	if d.host != nil {
+	if d.host != nil && d.cfg.HostMode() {
 		st.Source4, st.Source6 = d.host.Source4().String(), d.host.Source6().String()
 	}
 	if d.rules != nil {
@@ -725,13 +822,25 @@ func (d *daemon) statusWith(mappings bool) Status {
 			}
 		}
 	}
-	for _, x := range d.xlat {
-		st.Translated["4to6_packets"] += x.Stats.Packets4to6.Load()
-		st.Translated["4to6_bytes"] += x.Stats.Bytes4to6.Load()
-		st.Translated["6to4_packets"] += x.Stats.Packets6to4.Load()
-		st.Translated["6to4_bytes"] += x.Stats.Bytes6to4.Load()
-		st.Translated["errors_ipv4"] += x.Stats.Errors4.Load()
-		st.Translated["errors_ipv6"] += x.Stats.Errors6.Load()
+	st.TranslatedByMode = map[string]map[string]uint64{}
+	for i, x := range d.xlat {
+		mode := d.xlatModes[i]
+		m := st.TranslatedByMode[mode]
+		if m == nil {
+			m = map[string]uint64{}
+			st.TranslatedByMode[mode] = m
+		}
+		for k, v := range map[string]uint64{
+			"4to6_packets": x.Stats.Packets4to6.Load(), "4to6_bytes": x.Stats.Bytes4to6.Load(),
+			"6to4_packets": x.Stats.Packets6to4.Load(), "6to4_bytes": x.Stats.Bytes6to4.Load(),
+			"errors_ipv4": x.Stats.Errors4.Load(), "errors_ipv6": x.Stats.Errors6.Load(),
+		} {
+			m[k] += v
+			st.Translated[k] += v
+		}
+	}
+	if d.router != nil && d.pool != nil {
+		st.LANHosts = d.lanHosts()
 	}
 	if d.dns != nil {
 		s := &d.dns.Stats

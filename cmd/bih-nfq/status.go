@@ -34,9 +34,22 @@ type Status struct {
 	// Translated: 4to6_packets, 4to6_bytes, 6to4_packets, 6to4_bytes,
 	// errors_ipv4, errors_ipv6.
 	Translated map[string]uint64 `json:"translated"`
-	Drops      map[string]uint64 `json:"drops"`
-	Queues     []QueueStatus     `json:"queues"`
-	DNS        map[string]uint64 `json:"dns,omitempty"`
+	// TranslatedByMode splits Translated by mode: host, router.
+	TranslatedByMode map[string]map[string]uint64 `json:"translated_by_mode,omitempty"`
+	// LANHosts are the router-mode hosts holding mappings.
+	LANHosts []LANHostStatus   `json:"lan_hosts,omitempty"`
+	Drops    map[string]uint64 `json:"drops"`
+	Queues   []QueueStatus     `json:"queues"`
+	DNS      map[string]uint64 `json:"dns,omitempty"`
+}
+
+// LANHostStatus is one LAN host in router mode: its IPv6 identity and the
+// pool mappings its DNS lookups hold, against its limit (0: none).
+type LANHostStatus struct {
+	IPv4     string `json:"ipv4"`
+	IPv6     string `json:"ipv6"`
+	Mappings int    `json:"mappings"`
+	Limit    int    `json:"limit,omitempty"`
 }
 
 // PoolStatus is one destination pool's usage.
@@ -170,6 +183,18 @@ func printStatus(w io.Writer, st *Status, all bool) {
 			q.EmitFails, q.Waiting, q.QueueDrops, q.UserDrops)
 	}
 	tw.Flush()
+	if len(st.LANHosts) > 0 {
+		tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "\nlan host\tipv6\tmappings\tlimit")
+		for _, h := range st.LANHosts {
+			limit := "-"
+			if h.Limit > 0 {
+				limit = fmt.Sprint(h.Limit)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", h.IPv4, h.IPv6, h.Mappings, limit)
+		}
+		tw.Flush()
+	}
 	printCounts(w, "drops", st.Drops)
 	printCounts(w, "dns", st.DNS)
 	fmt.Fprintf(w, "\nmappings: %d\n", len(st.Mappings))

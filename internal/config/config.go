@@ -26,6 +26,9 @@ import (
 
 // Config is the whole configuration file.
 type Config struct {
+	// Mode is host (this machine's programs, RFC 6535), router (the IPv4
+	// hosts behind the LAN links) or host+router (router.go).
+	Mode string `yaml:"mode"`
 	// Translation configures the RFC 7915 translator.
 	Translation Translation `yaml:"translation"`
 	// Pool, Host, NFT, Queue and Daemon configure `bih-nfq run`
@@ -37,6 +40,8 @@ type Config struct {
 	Daemon Daemon `yaml:"daemon"`
 	// DNS configures the Extension Name Resolver (dns.go).
 	DNS DNS `yaml:"dns"`
+	// Router configures router mode (router.go).
+	Router Router `yaml:"router"`
 }
 
 // Default returns the configuration used for every key the file leaves out.
@@ -44,6 +49,7 @@ type Config struct {
 // translation ones.
 func Default() Config {
 	return Config{
+		Mode: RunHost,
 		Translation: Translation{
 			Mode:            ModeHost,
 			LowestIPv6MTU:   1280, // RFC 8200 §5 minimum link MTU
@@ -57,6 +63,7 @@ func Default() Config {
 		Queue:  defaultQueue(),
 		Daemon: defaultDaemon(),
 		DNS:    defaultDNS(),
+		Router: defaultRouter(),
 	}
 }
 
@@ -260,6 +267,7 @@ func (c *Config) Validate() error {
 		c.Queue.validate,
 		c.Daemon.validate,
 		c.DNS.validate,
+		c.validateMode,
 	} {
 		if err := v(); err != nil {
 			return err

@@ -85,7 +85,7 @@ func TestParseBad(t *testing.T) {
 		name, in, want string
 	}{
 		{"unknown top-level key", "translation: {}\npool2: {}\n",
-			"f.yaml:2: pool2: unknown key (known here: translation, pool, host, nft, queue, daemon, dns)"},
+			"f.yaml:2: pool2: unknown key (known here: mode, translation, pool, host, nft, queue, daemon, dns, router)"},
 		{"unknown nested key", "translation:\n  map: []\n  pref46: 64:ff9b::/96\n",
 			"f.yaml:3: translation.pref46: unknown key (known here: map, pref64, icmp-source4, icmp-source6, mode, lowest-ipv6-mtu, ipv6-mtu, ipv4-mtu, udp-zero-checksum, ignore-tos)"},
 		{"not an integer", "translation:\n  ipv6-mtu: big\n",

@@ -72,6 +72,9 @@ type Queue struct {
 	// Translation is the first translation queue number, DNS the DNS queue.
 	Translation int `yaml:"translation"`
 	DNS         int `yaml:"dns"`
+	// Router is the first router translation queue (router mode); there
+	// are as many as translation queues.
+	Router int `yaml:"router"`
 	// FailOpenDNS lets DNS through untouched while the daemon is not
 	// reading its queue (stopped, or the queue full): names still resolve,
 	// only synthesis is lost.
@@ -118,7 +121,7 @@ func defaultNFT() NFT {
 }
 
 func defaultQueue() Queue {
-	return Queue{Translation: nft.DefaultXlatNum, DNS: nft.DefaultDNSNum, FailOpenDNS: true}
+	return Queue{Translation: nft.DefaultXlatNum, DNS: nft.DefaultDNSNum, Router: nft.DefaultRouterNum, FailOpenDNS: true}
 }
 
 func (d *Daemon) validate() error {

@@ -35,7 +35,38 @@ type Config struct {
 	// the machine id inside the uplink's /64.
 	Source6       netip.Addr
 	MachineIDPath string // default /etc/machine-id
+	// NoHost leaves out the host-mode addresses (router-only mode): no
+	// Source4 on the link, no Source6 on the uplink.
+	NoHost bool
+	// Router, when set, prepares the router-mode side.
+	Router *Router
 }
+
+// Router is the router-mode set-up: the LAN links, and the LAN hosts' IPv6
+// addresses, routed into the TUN link so the kernel forwards packets for
+// them to the forward hook (where they are queued).
+type Router struct {
+	LAN   []string
+	Addrs []netip.Prefix
+	// ProxyNDP answers Neighbor Solicitations on the uplink for the
+	// addresses in Proxy: ProxyAuto does so when Addrs lie in an on-link
+	// prefix of the uplink.
+	ProxyNDP ProxyMode
+	Proxy    []netip.Addr
+}
+
+// ProxyMode says when proxy NDP is set up.
+type ProxyMode uint8
+
+const (
+	ProxyAuto ProxyMode = iota
+	ProxyOn
+	ProxyOff
+)
+
+// MaxProxy bounds the proxy NDP entries: a larger set of hosts wants its
+// prefix routed to the router instead.
+const MaxProxy = 4096
 
 // WithDefaults fills the zero fields.
 func (c Config) WithDefaults() Config {
@@ -57,13 +88,26 @@ func (c *Config) Validate() error {
 	if n := len(c.LinkName); n == 0 || n > 15 {
 		errs = append(errs, fmt.Errorf("LinkName: %q is not a valid link name", c.LinkName))
 	}
-	if !c.Source4.IsValid() || !c.Source4.Addr().Is4() {
+	if !c.NoHost && (!c.Source4.IsValid() || !c.Source4.Addr().Is4()) {
 		errs = append(errs, fmt.Errorf("Source4: %v is not an IPv4 address", c.Source4))
+	}
+	if c.NoHost && c.Router == nil {
+		errs = append(errs, errors.New("NoHost: neither host nor router set-up"))
+	}
+	if r := c.Router; r != nil {
+		if len(r.LAN) == 0 {
+			errs = append(errs, errors.New("Router.LAN: no LAN link"))
+		}
+		for _, p := range r.Addrs {
+			if !p.IsValid() || !p.Addr().Is6() || p.Addr().Is4In6() || p.Masked() != p {
+				errs = append(errs, fmt.Errorf("Router.Addrs: %v is not an IPv6 network prefix", p))
+			}
+		}
 	}
 	for _, p := range c.Pools {
 		if !p.IsValid() || !p.Addr().Is4() || p.Masked() != p {
 			errs = append(errs, fmt.Errorf("Pools: %v is not an IPv4 network prefix", p))
-		} else if p.Contains(c.Source4.Addr()) {
+		} else if !c.NoHost && p.Contains(c.Source4.Addr()) {
 			errs = append(errs, fmt.Errorf("Pools: %v contains Source4 %v", p, c.Source4.Addr()))
 		}
 	}

@@ -23,6 +23,8 @@ type Options struct {
 	// current one.
 	NetNS  int
 	Logger *slog.Logger
+	// IgnoreLinks are not native IPv4 connectivity (a router's LAN links).
+	IgnoreLinks []string
 }
 
 func (o *Options) logger() *slog.Logger {
@@ -56,6 +58,10 @@ type Host struct {
 	uplink  netlink.Link
 	source6 netip.Addr
 	mtu     int // TUN link and pool route MTU
+	mtu6    int // the uplink's IPv6 MTU
+	proxied bool
+	// uplinkAddr is the router's own address on the uplink (router mode).
+	uplinkAddr netip.Addr
 
 	mu     sync.Mutex
 	undo   []func() error
@@ -103,9 +109,17 @@ func Setup(cfg Config, opt Options) (_ *Host, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("host set-up: %w", err)
 	}
-	h.uplink, h.mtu = uplink, LinkMTU(mtu6)
-	if h.source6, err = source6(&cfg, prefix, uplink); err != nil {
-		return nil, fmt.Errorf("host set-up: %w", err)
+	h.uplink, h.mtu, h.mtu6 = uplink, LinkMTU(mtu6), mtu6
+	if !cfg.NoHost {
+		if h.source6, err = source6(&cfg, prefix, uplink); err != nil {
+			return nil, fmt.Errorf("host set-up: %w", err)
+		}
+	}
+	if cfg.Router != nil {
+		// Checked before anything changes.
+		if err := h.checkRouter(); err != nil {
+			return nil, fmt.Errorf("router set-up: %w", err)
+		}
 	}
 	if err := h.setupLink(log); err != nil {
 		return nil, fmt.Errorf("host set-up: link %s: %w", cfg.LinkName, err)
@@ -118,11 +132,18 @@ func Setup(cfg Config, opt Options) (_ *Host, err error) {
 	if err := h.pruneLink(log); err != nil {
 		return nil, fmt.Errorf("host set-up: link %s: %w", cfg.LinkName, err)
 	}
-	if err := h.setupSource6(log); err != nil {
-		return nil, fmt.Errorf("host set-up: %w", err)
+	if !cfg.NoHost {
+		if err := h.setupSource6(log); err != nil {
+			return nil, fmt.Errorf("host set-up: %w", err)
+		}
+		log.Info("host set up", "link", cfg.LinkName, "mtu", h.mtu, "source4", cfg.Source4.Addr(),
+			"pools", cfg.Pools, "uplink", h.Uplink(), "source6", h.source6)
 	}
-	log.Info("host set up", "link", cfg.LinkName, "mtu", h.mtu, "source4", cfg.Source4.Addr(),
-		"pools", cfg.Pools, "uplink", h.Uplink(), "source6", h.source6)
+	if cfg.Router != nil {
+		if err := h.setupRouter(log); err != nil {
+			return nil, fmt.Errorf("router set-up: %w", err)
+		}
+	}
 	return h, nil
 }
 
@@ -291,6 +312,9 @@ func (h *Host) setupLink(log *slog.Logger) error {
 	if err := h.nl.LinkSetUp(l); err != nil {
 		return fmt.Errorf("set up: %w", err)
 	}
+	if h.cfg.NoHost {
+		return nil
+	}
 	a := &netlink.Addr{IPNet: ipNet(h.cfg.Source4)}
 	if err := h.nl.AddrReplace(l, a); err != nil {
 		return fmt.Errorf("address %v: %w", h.cfg.Source4, err)
@@ -323,7 +347,7 @@ func (h *Host) pruneLink(log *slog.Logger) error {
 		return fmt.Errorf("list addresses: %w", err)
 	}
 	for _, a := range addrs {
-		if p, ok := prefixOf(a.IPNet); ok && p != h.cfg.Source4 {
+		if p, ok := prefixOf(a.IPNet); ok && (h.cfg.NoHost || p != h.cfg.Source4) {
 			log.Warn("removing stale address from an earlier run", "addr", p, "link", h.cfg.LinkName)
 			if err := h.nl.AddrDel(h.link, &a); err != nil && !gone(err) {
 				return fmt.Errorf("remove stale address %v: %w", p, err)
@@ -409,13 +433,16 @@ func (h *Host) UnroutePool(p netip.Prefix) error {
 }
 
 func (h *Host) poolRoute(p netip.Prefix) *netlink.Route {
-	return &netlink.Route{
+	r := &netlink.Route{
 		LinkIndex: h.link.Attrs().Index,
 		Dst:       ipNet(p.Masked()),
-		Src:       h.cfg.Source4.Addr().AsSlice(),
 		Scope:     netlink.SCOPE_LINK,
 		MTU:       h.mtu,
 	}
+	if !h.cfg.NoHost {
+		r.Src = h.cfg.Source4.Addr().AsSlice()
+	}
+	return r
 }
 
 // setupSource6 adds the translation source on the uplink: nodad (the kernel
@@ -510,12 +537,18 @@ func prefixOf(n *net.IPNet) (netip.Prefix, bool) {
 	return netip.PrefixFrom(a.Unmap(), ones), true
 }
 
-// native4 reads the host's native IPv4 state, ignoring linkName.
-func native4(nl *netlink.Handle, linkName string) (Native4, error) {
+// native4 reads the host's native IPv4 state, ignoring linkName and the
+// links in ignore.
+func native4(nl *netlink.Handle, linkName string, ignore []string) (Native4, error) {
 	var n Native4
 	names, err := linkNames(nl)
 	if err != nil {
 		return n, err
+	}
+	for i, name := range names {
+		if slices.Contains(ignore, name) {
+			names[i] = linkName
+		}
 	}
 	routes, err := nl.RouteList(nil, netlink.FAMILY_V4)
 	if err != nil {

@@ -95,7 +95,7 @@ func Watch(ctx context.Context, linkName string, opt Options) (<-chan Event, err
 				}
 				kind = RouteChanged
 			}
-			n, err := native4(nl, linkName)
+			n, err := native4(nl, linkName, opt.IgnoreLinks)
 			if err != nil {
 				errf(err)
 				continue
@@ -117,7 +117,7 @@ func CurrentNative4(linkName string, opt Options) (Native4, error) {
 		return Native4{}, fmt.Errorf("native IPv4 state: %w", err)
 	}
 	defer nl.Close()
-	n, err := native4(nl, linkName)
+	n, err := native4(nl, linkName, opt.IgnoreLinks)
 	if err != nil {
 		return Native4{}, fmt.Errorf("native IPv4 state: %w", err)
 	}

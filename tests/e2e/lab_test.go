@@ -72,6 +72,20 @@ var labSeq int
 // NewLab brings a lab up for t and tears it down when t ends.
 func NewLab(t *testing.T) *Lab {
 	t.Helper()
+	return newLab(t)
+}
+
+// NewRouterLab is NewLab with the router-mode topology (LAB_LAN=1): host is
+// the router of the IPv4-only LAN hosts lan1 and lan2.
+func NewRouterLab(t *testing.T) *Lab {
+	t.Helper()
+	testenv.RequireCommand(t, "dig")
+	testenv.RequireCommand(t, "traceroute")
+	return newLab(t, "LAB_LAN=1")
+}
+
+func newLab(t *testing.T, env ...string) *Lab {
+	t.Helper()
 	testenv.RequireRoot(t)
 	for _, c := range []string{"ip", "nft", "unbound", "curl", "ping", "getent"} {
 		testenv.RequireCommand(t, c)
@@ -80,7 +94,7 @@ func NewLab(t *testing.T) *Lab {
 	labSeq++
 	l := &Lab{t: t, Name: fmt.Sprintf("bihe%d%d", os.Getpid()%10000, labSeq), Bin: bih}
 	l.State = filepath.Join(t.TempDir(), "lab")
-	env := append(os.Environ(), "LAB="+l.Name, "LAB_STATE="+l.State, "LABSERVER="+labserver)
+	env = append(append(os.Environ(), "LAB="+l.Name, "LAB_STATE="+l.State, "LABSERVER="+labserver), env...)
 	script := filepath.Join(repoRoot(), "tests", "lab", "lab.sh")
 	up := exec.Command(script, "up")
 	up.Env = env
@@ -100,7 +114,7 @@ func NewLab(t *testing.T) *Lab {
 	return l
 }
 
-// NS returns the namespace name of host, rtr or srv.
+// NS returns the namespace name of host, rtr, srv, lan1 or lan2.
 func (l *Lab) NS(which string) string { return l.Name + "-" + which }
 
 // Run runs a command in a namespace, bounded by timeout, and returns its
@@ -262,10 +276,15 @@ type Download struct {
 // StartDownload begins fetching http://web.test/bytes/size at rate (a curl
 // --limit-rate value), bounded by timeout, and returns at once.
 func (l *Lab) StartDownload(size int, rate string, timeout time.Duration) *Download {
+	return l.StartDownloadFrom("host", size, rate, timeout)
+}
+
+// StartDownloadFrom is StartDownload in namespace which.
+func (l *Lab) StartDownloadFrom(which string, size int, rate string, timeout time.Duration) *Download {
 	dl := &Download{done: make(chan struct{})}
 	go func() {
 		defer close(dl.done)
-		out, err := l.Run("host", timeout, "sh", "-c",
+		out, err := l.Run(which, timeout, "sh", "-c",
 			fmt.Sprintf("curl -4 -sS -f -m %d --limit-rate %s --retry 0 http://web.test/bytes/%d | sha256sum",
 				int((timeout-10*time.Second).Seconds()), rate, size))
 		f := strings.Fields(out)
@@ -292,4 +311,20 @@ func (dl *Download) Finished() bool {
 func (dl *Download) Wait() (string, error) {
 	<-dl.done
 	return dl.sha, dl.err
+}
+
+// RunDaemonOnce runs `bih-nfq run` in the host namespace with config and
+// waits, bounded by timeout, for it to exit (a start-up refusal); it
+// returns the output and the exit error. A daemon still running at the
+// timeout is stopped and reported as an error.
+func (l *Lab) RunDaemonOnce(config string, timeout time.Duration) (string, error) {
+	l.t.Helper()
+	dir := filepath.Join(l.State, "once")
+	os.MkdirAll(dir, 0o700)
+	p := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(p, []byte(config), 0o600); err != nil {
+		l.t.Fatal(err)
+	}
+	return l.Run("host", timeout, l.Bin, "run", "--config", p, "--state-dir", filepath.Join(dir, "state"),
+		"--status-socket", filepath.Join(dir, "status.sock"))
 }

@@ -13,19 +13,37 @@
 # the translator. LAB_MTU=1500 gives the plain topology instead (every link
 # at 1500, no MSS trick), on which the benchmarks measure.
 #
+# LAB_LAN=1 adds the router-mode topology: host becomes a router (forwarding
+# on) for two IPv4-only LAN hosts, each on its own LAN link, with a resolver
+# of its own (unbound on the LAN addresses, forwarding to srv over IPv6):
+#
+#   lan1 192.168.1.10/24 ── host "lan1" 192.168.1.1/24
+#   lan2 192.168.2.10/24 ── host "lan2" 192.168.2.1/24
+#
+# lan1 resolves through the router's resolver; lan2 asks srv's resolver
+# directly, at the IPv4 address $UPSTREAM4, which the router's config maps
+# to srv's resolver address $SRV6DNS (RFC 7757).
+#
 # usage: lab.sh up|down|status      (LAB=name selects the lab, default bihlab)
-#        lab.sh exec host|rtr|srv CMD...
+#        lab.sh exec host|rtr|srv|lan1|lan2 CMD...
 set -euo pipefail
 
 LAB=${LAB:-bihlab}
 STATE=${LAB_STATE:-/run/$LAB}
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-H=$LAB-host R=$LAB-rtr S=$LAB-srv
+H=$LAB-host R=$LAB-rtr S=$LAB-srv L1=$LAB-lan1 L2=$LAB-lan2
 MTU=${LAB_MTU:-1280} # of the rtr–srv link
+LAN=${LAB_LAN:-0}
+# srv's resolver as the LAN hosts see it: the end of the secondary pool.
+UPSTREAM4=172.21.95.253
+FLOOD=200
 
 # Addresses (documentation prefix, RFC 3849; never routed outside the lab).
 HOST6=2001:db8:1::2 RTR6A=2001:db8:1::1 RTR6B=2001:db8:2::1 SRV6=2001:db8:2::2
+# srv's resolver also listens on an address of its own, which the LAN hosts
+# reach through translation (router mode).
+SRV6DNS=2001:db8:2::35
 # A dual-stack name's real A record (TEST-NET-1, RFC 5737).
 DUAL4=192.0.2.80
 
@@ -36,6 +54,7 @@ write_unbound_conf() {
 	cat >"$STATE/unbound.conf" <<EOF
 server:
 	interface: $SRV6
+	interface: $SRV6DNS
 	port: 53
 	do-ip4: no
 	do-ip6: yes
@@ -84,6 +103,7 @@ up() {
 	nsx "$R" ip -6 addr add $RTR6A/64 dev r0 nodad
 	nsx "$R" ip -6 addr add $RTR6B/64 dev r1 nodad
 	nsx "$S" ip -6 addr add $SRV6/64 dev eth0 nodad
+	nsx "$S" ip -6 addr add $SRV6DNS/64 dev eth0 nodad
 	for l in "$H eth0" "$R r0" "$R r1" "$S eth0"; do
 		set -- $l
 		nsx "$1" ip link set "$2" up
@@ -101,7 +121,16 @@ up() {
 	echo "nameserver $SRV6" >"/etc/netns/$H/resolv.conf"
 
 	write_unbound_conf
+	if [ "$LAN" = 1 ]; then
+		# AAAA-only names f1.test … f$FLOOD.test on distinct addresses, for
+		# the per-host pool limits.
+		local n
+		for n in $(seq 1 $FLOOD); do
+			printf '\tlocal-data: "f%d.test. 300 IN AAAA 2001:db8:2::1:%x"\n' "$n" "$n"
+		done >>"$STATE/unbound.conf"
+	fi
 	nsx "$S" unbound -c "$STATE/unbound.conf" || die "unbound failed: $(cat "$STATE/unbound.log" 2>/dev/null)"
+	if [ "$LAN" = 1 ]; then lan_up; fi
 	local srv_bin=${LABSERVER:-$STATE/labserver}
 	if [ ! -x "$srv_bin" ]; then
 		(cd "$ROOT" && go build -o "$STATE/labserver" ./tests/labserver)
@@ -115,6 +144,50 @@ up() {
 		nsx "$S" iperf3 -s -D -B $SRV6 --pidfile "$STATE/iperf3.pid" >/dev/null
 	fi
 	wait_ready
+}
+
+# lan_up makes host the router of two IPv4-only LAN hosts.
+lan_up() {
+	local i ns
+	for i in 1 2; do
+		ns=$LAB-lan$i
+		ip netns add "$ns"
+		nsx "$ns" ip link set lo up
+		ip link add "lan$i" netns "$H" type veth peer name eth0 netns "$ns"
+		nsx "$H" ip addr add "192.168.$i.1/24" dev "lan$i"
+		nsx "$H" ip link set "lan$i" up
+		nsx "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+		nsx "$ns" ip addr add "192.168.$i.10/24" dev eth0
+		nsx "$ns" ip link set eth0 up
+		nsx "$ns" ip route add default via "192.168.$i.1"
+		mkdir -p "/etc/netns/$ns"
+	done
+	echo "nameserver 192.168.1.1" >"/etc/netns/$L1/resolv.conf"
+	echo "nameserver $UPSTREAM4" >"/etc/netns/$L2/resolv.conf"
+	nsx "$H" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+	cat >"$STATE/unbound-router.conf" <<EOF
+server:
+	interface: 192.168.1.1
+	interface: 192.168.2.1
+	port: 53
+	do-ip6: yes
+	access-control: 192.168.0.0/16 allow
+	username: ""
+	chroot: ""
+	directory: "$STATE"
+	pidfile: "$STATE/unbound-router.pid"
+	use-syslog: no
+	logfile: "$STATE/unbound-router.log"
+	do-daemonize: yes
+	num-threads: 1
+	domain-insecure: "test."
+	local-zone: "test." nodefault
+	local-zone: "8.b.d.0.1.0.0.2.ip6.arpa." nodefault
+forward-zone:
+	name: "."
+	forward-addr: $SRV6
+EOF
+	nsx "$H" unbound -c "$STATE/unbound-router.conf" || die "router unbound failed: $(cat "$STATE/unbound-router.log" 2>/dev/null)"
 }
 
 wait_ready() {
@@ -142,14 +215,15 @@ kill_pidfile() {
 }
 
 down() {
-	for f in labserver iperf3 unbound; do kill_pidfile "$STATE/$f.pid"; done
-	for ns in $H $R $S; do ip netns del "$ns" 2>/dev/null || true; done
-	rm -rf "/etc/netns/$H"
+	for f in labserver iperf3 unbound unbound-router; do kill_pidfile "$STATE/$f.pid"; done
+	for ns in $H $R $S $L1 $L2; do ip netns del "$ns" 2>/dev/null || true; done
+	rm -rf "/etc/netns/$H" "/etc/netns/$L1" "/etc/netns/$L2"
 	rm -rf "$STATE"
 }
 
 status() {
-	for ns in $H $R $S; do
+	for ns in $H $R $S $L1 $L2; do
+		ip netns list | grep -qw "$ns" || continue
 		echo "== $ns"
 		nsx "$ns" ip -br addr 2>/dev/null || echo "(absent)"
 	done
@@ -161,10 +235,10 @@ down) down ;;
 status) status ;;
 exec)
 	shift
-	[ $# -ge 2 ] || die "usage: lab.sh exec host|rtr|srv CMD..."
+	[ $# -ge 2 ] || die "usage: lab.sh exec host|rtr|srv|lan1|lan2 CMD..."
 	which=$1
 	shift
-	case $which in host) ns=$H ;; rtr) ns=$R ;; srv) ns=$S ;; *) die "no namespace $which" ;; esac
+	case $which in host) ns=$H ;; rtr) ns=$R ;; srv) ns=$S ;; lan1) ns=$L1 ;; lan2) ns=$L2 ;; *) die "no namespace $which" ;; esac
 	exec ip netns exec "$ns" "$@"
 	;;
 *) die "usage: lab.sh up|down|status|exec" ;;

@@ -74,6 +74,8 @@ func main() {
 		if !ok {
 			return
 		}
+		// Tests read who fetched what from the log.
+		log.Printf("GET %s from %s", r.URL.Path, r.RemoteAddr)
 		w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
 		w.Header().Set("Content-Type", "application/octet-stream")
 		io.Copy(w, stream(n))
