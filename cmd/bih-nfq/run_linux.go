@@ -700,6 +700,9 @@ func (d *daemon) reload(path string) {
 	live := map[string]bool{"translation.map": true, "translation.pref64": true,
 		"dns.exclude-a": true, "dns.exclude-aaaa": true, "dns.pass-through": true}
 	var restart []string
+	if cfg.Mode != d.cfg.Mode {
+		restart = append(restart, "mode")
+	}
 	was, now := reflect.ValueOf(d.cfg), reflect.ValueOf(cfg)
 	for i := range was.NumField() {
 		sf := was.Type().Field(i)

@@ -217,3 +217,45 @@ func TestLoad(t *testing.T) {
 		t.Errorf("Load missing: %v", err)
 	}
 }
+
+func TestRouterSection(t *testing.T) {
+	c, err := Parse("r.yaml", []byte("mode: router\nrouter:\n  lan: [lan0]\n  hosts: [192.168.1.0/24, 10.9.0.7]\n  prefix: 2001:db8:1:64::/96\n  map: [\"192.168.1.9=2001:db8::9\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.RouterMode() || c.HostMode() {
+		t.Fatalf("mode %q: router %v host %v", c.Mode, c.RouterMode(), c.HostMode())
+	}
+	p, err := c.Router.Plan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Hosts) != 2 || p.Hosts[1].String() != "10.9.0.7/32" || p.Prefix.String() != "2001:db8:1:64::/96" || len(p.Map) != 1 {
+		t.Fatalf("plan %+v", p)
+	}
+	if c, err := Parse("b.yaml", []byte("mode: host+router\nrouter:\n  lan: [lan0]\n  prefix: 2001:db8:1:64::/96\n")); err != nil || !c.HostMode() || !c.RouterMode() {
+		t.Fatalf("host+router: %v", err)
+	}
+	// Host mode does not read the router section.
+	if _, err := Parse("h.yaml", []byte("router:\n  lan: []\n")); err != nil {
+		t.Fatalf("host mode refused an empty router section: %v", err)
+	}
+	for body, key := range map[string]string{
+		"mode: bridge\n": "mode",
+		"mode: router\n": "router.lan",
+		"mode: router\nrouter:\n  lan: [lan0]\n":                                                  "router.prefix",
+		"mode: router\nrouter:\n  lan: [\"a b\"]\n  prefix: 2001:db8::/96\n":                       "router.lan[0]",
+		"mode: router\nrouter:\n  lan: [lan0]\n  prefix: 64:ff9b::/96\n":                           "router.prefix",
+		"mode: router\nrouter:\n  lan: [lan0]\n  prefix: 2001:db8::/80\n":                          "router.prefix",
+		"mode: router\nrouter:\n  lan: [lan0]\n  prefix: 2001:db8::/96\n  hosts: [192.168.1.1/24]\n": "router.hosts[0]",
+		"mode: router\nrouter:\n  lan: [lan0]\n  map: [\"x\"]\n":                                   "router.map[0]",
+		"mode: router\nrouter:\n  lan: [lan0]\n  prefix: 2001:db8::/96\n  proxy-ndp: maybe\n":       "router.proxy-ndp",
+		"mode: router\nrouter:\n  lan: [lan0]\n  prefix: 2001:db8::/96\nqueue:\n  router: 32\n":     "queue.router",
+		"mode: host+router\nrouter:\n  lan: [lan0]\n  prefix: 2001:db8::/96\nqueue:\n  router: 0\n": "queue.router",
+	} {
+		_, err := Parse("f.yaml", []byte(body))
+		if err == nil || !strings.Contains(err.Error(), key+":") {
+			t.Errorf("%q: error %v, want one naming %s", body, err, key)
+		}
+	}
+}

@@ -33,6 +33,13 @@ func TestReadmeConfigIsTheDefault(t *testing.T) {
 	if len(got.Translation.Map) == 0 && len(want.Translation.Map) == 0 {
 		got.Translation.Map, want.Translation.Map = nil, nil
 	}
+	for _, c := range []*Config{&got, &want} {
+		for _, l := range []*[]string{&c.Router.LAN, &c.Router.Hosts, &c.Router.Map} {
+			if len(*l) == 0 {
+				*l = nil
+			}
+		}
+	}
 	// Prefixes are compared by value (::ffff:0:0/96 is ::ffff:0.0.0.0/96).
 	for _, c := range []*Config{&got, &want} {
 		for _, l := range [][]string{c.DNS.ExcludeA, c.DNS.ExcludeAAAA} {
@@ -46,7 +53,7 @@ func TestReadmeConfigIsTheDefault(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("README config differs from Default():\n got %+v\nwant %+v", got, want)
 	}
-	for _, section := range []string{"translation:", "pool:", "host:", "nft:", "queue:", "dns:", "daemon:"} {
+	for _, section := range []string{"translation:", "pool:", "host:", "nft:", "queue:", "dns:", "daemon:", "router:", "mode:"} {
 		if !strings.Contains(block, "\n"+section) && !strings.HasPrefix(block, section) {
 			t.Errorf("README config lacks the %s section", section)
 		}

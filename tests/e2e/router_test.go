@@ -259,6 +259,34 @@ func TestRouterMode(t *testing.T) {
 	})
 }
 
+// TestHostAndRouter runs both modes at once: the router's own IPv4-only
+// programs and its LAN hosts share the pool, the ENR and the DNS queue,
+// with separate translation queues.
+func TestHostAndRouter(t *testing.T) {
+	l := NewRouterLab(t)
+	d := l.StartDaemon(strings.Replace(routerConfig, "mode: router", "mode: host+router", 1))
+	for _, which := range []string{"host", "lan1", "lan2"} {
+		out, err := l.Run(which, 30*time.Second, "curl", "-4", "-sS", "-f", "-m", "20", "http://web.test/bytes/5000")
+		if err != nil || len(out) != 5000 {
+			t.Fatalf("%s: curl -4 web.test: %v (%d bytes)\n%s", which, err, len(out), d.Log)
+		}
+	}
+	st, err := d.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	by, _ := st["translated_by_mode"].(map[string]any)
+	for _, mode := range []string{"host", "router"} {
+		m, _ := by[mode].(map[string]any)
+		if n, _ := m["4to6_packets"].(float64); n == 0 {
+			t.Errorf("no %s-mode translations counted: %v", mode, by)
+		}
+	}
+	if st["mode"] != "host+router" {
+		t.Errorf("status mode %v", st["mode"])
+	}
+}
+
 // TestRouterModeRefusals: a router that cannot do the job says why, in one
 // line, and leaves nothing behind.
 func TestRouterModeRefusals(t *testing.T) {
