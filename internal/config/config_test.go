@@ -241,17 +241,17 @@ func TestRouterSection(t *testing.T) {
 		t.Fatalf("host mode refused an empty router section: %v", err)
 	}
 	for body, key := range map[string]string{
-		"mode: bridge\n": "mode",
-		"mode: router\n": "router.lan",
-		"mode: router\nrouter:\n  lan: [lan0]\n":                                                  "router.prefix",
-		"mode: router\nrouter:\n  lan: [\"a b\"]\n  prefix: 2001:db8::/96\n":                       "router.lan[0]",
-		"mode: router\nrouter:\n  lan: [lan0]\n  prefix: 64:ff9b::/96\n":                           "router.prefix",
-		"mode: router\nrouter:\n  lan: [lan0]\n  prefix: 2001:db8::/80\n":                          "router.prefix",
+		"mode: bridge\n":                         "mode",
+		"mode: router\n":                         "router.lan",
+		"mode: router\nrouter:\n  lan: [lan0]\n": "router.prefix",
+		"mode: router\nrouter:\n  lan: [\"a b\"]\n  prefix: 2001:db8::/96\n":                         "router.lan[0]",
+		"mode: router\nrouter:\n  lan: [lan0]\n  prefix: 64:ff9b::/96\n":                             "router.prefix",
+		"mode: router\nrouter:\n  lan: [lan0]\n  prefix: 2001:db8::/80\n":                            "router.prefix",
 		"mode: router\nrouter:\n  lan: [lan0]\n  prefix: 2001:db8::/96\n  hosts: [192.168.1.1/24]\n": "router.hosts[0]",
-		"mode: router\nrouter:\n  lan: [lan0]\n  map: [\"x\"]\n":                                   "router.map[0]",
-		"mode: router\nrouter:\n  lan: [lan0]\n  prefix: 2001:db8::/96\n  proxy-ndp: maybe\n":       "router.proxy-ndp",
-		"mode: router\nrouter:\n  lan: [lan0]\n  prefix: 2001:db8::/96\nqueue:\n  router: 32\n":     "queue.router",
-		"mode: host+router\nrouter:\n  lan: [lan0]\n  prefix: 2001:db8::/96\nqueue:\n  router: 0\n": "queue.router",
+		"mode: router\nrouter:\n  lan: [lan0]\n  map: [\"x\"]\n":                                     "router.map[0]",
+		"mode: router\nrouter:\n  lan: [lan0]\n  prefix: 2001:db8::/96\n  proxy-ndp: maybe\n":        "router.proxy-ndp",
+		"mode: router\nrouter:\n  lan: [lan0]\n  prefix: 2001:db8::/96\nqueue:\n  router: 32\n":      "queue.router",
+		"mode: host+router\nrouter:\n  lan: [lan0]\n  prefix: 2001:db8::/96\nqueue:\n  router: 0\n":  "queue.router",
 	} {
 		_, err := Parse("f.yaml", []byte(body))
 		if err == nil || !strings.Contains(err.Error(), key+":") {
