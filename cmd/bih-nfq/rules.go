@@ -28,8 +28,15 @@ flags:
   --uplink NAME          uplink for --source6 derivation (default: the link of
                          the IPv6 default route)
   --xlat-queue N         first translation queue (default 0)
-  --xlat-queues N        number of translation queues, CPU fanout (default 1)
+  --xlat-queues N        number of translation queues, flows spread by hash (default 1)
   --dns-queue N          DNS queue (default 32)
+  --mode MODE            host (default), router or host+router
+  --lan NAME[,NAME...]   router mode: the LAN links
+  --lan-hosts PFX[,...]  router mode: IPv4 prefixes of the LAN hosts translated
+  --lan-addrs PFX[,...]  router mode: the LAN hosts' IPv6 prefixes (router.prefix,
+                         or the /120s of it the hosts use, and router.map)
+  --router-queue N       router mode: first router queue (default 16; as many
+                         as --xlat-queues)
   --mark N               SO_MARK of the daemon's packets (default 0x62696800)
   --table NAME           name of the ip and ip6 tables (default bih_nfq)
 `
@@ -60,12 +67,18 @@ func parseRulesFlags(args []string, stdout io.Writer) (nft.Config, error) {
 	fs := flag.NewFlagSet("rules", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
-	var pools, source6, uplink, table string
+	var pools, source6, uplink, table, lans, lanHosts, lanAddrs string
+	mode := "host"
+	routerQueue := uint64(nft.DefaultRouterNum)
 	var xlatQueue, xlatQueues, dnsQueue, mark uint64 = uint64(cfg.Xlat.Num), 1, uint64(cfg.DNS.Num), uint64(cfg.Mark)
 	fs.StringVar(&pools, "pools", "", "")
 	fs.StringVar(&source6, "source6", "", "")
 	fs.StringVar(&uplink, "uplink", "", "")
 	fs.StringVar(&table, "table", nft.DefaultTable, "")
+	fs.StringVar(&mode, "mode", mode, "")
+	fs.StringVar(&lans, "lan", "", "")
+	fs.StringVar(&lanHosts, "lan-hosts", "", "")
+	fs.StringVar(&lanAddrs, "lan-addrs", "", "")
 	uintFlag := func(name string, p *uint64, limit uint64) {
 		fs.Func(name, "", func(s string) error {
 			v, err := strconv.ParseUint(s, 0, 64)
@@ -80,6 +93,7 @@ func parseRulesFlags(args []string, stdout io.Writer) (nft.Config, error) {
 	uintFlag("xlat-queues", &xlatQueues, 0xffff)
 	uintFlag("dns-queue", &dnsQueue, 0xffff)
 	uintFlag("mark", &mark, 0xffffffff)
+	uintFlag("router-queue", &routerQueue, 0xffff)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			io.WriteString(stdout, rulesUsage)
@@ -100,7 +114,29 @@ func parseRulesFlags(args []string, stdout io.Writer) (nft.Config, error) {
 			cfg.Pools = append(cfg.Pools, p)
 		}
 	}
-	if source6 != "" {
+	switch mode {
+	case "host":
+	case "router", "host+router":
+		r := &nft.Router{Xlat: nft.Queue{Num: uint16(routerQueue), Count: uint16(max(xlatQueues, 1))}}
+		for _, n := range strings.Split(lans, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				r.LAN = append(r.LAN, n)
+			}
+		}
+		var err error
+		if r.Hosts, err = prefixList(lanHosts); err != nil {
+			return cfg, fmt.Errorf("%w: --lan-hosts: %v", errUsage, err)
+		}
+		if r.Addrs, err = prefixList(lanAddrs); err != nil {
+			return cfg, fmt.Errorf("%w: --lan-addrs: %v", errUsage, err)
+		}
+		cfg.Router, cfg.NoHost = r, mode == "router"
+	default:
+		return cfg, fmt.Errorf("%w: --mode %q: want host, router or host+router", errUsage, mode)
+	}
+	if cfg.NoHost {
+		// No host rules: no translation source to find.
+	} else if source6 != "" {
 		a, err := netip.ParseAddr(source6)
 		if err != nil {
 			return cfg, fmt.Errorf("%w: --source6: %v", errUsage, err)
@@ -118,10 +154,26 @@ func parseRulesFlags(args []string, stdout io.Writer) (nft.Config, error) {
 	}
 	cfg.Table4, cfg.Table6 = table, table
 	cfg.Mark = uint32(mark)
-	cfg.Xlat = nft.Queue{Num: uint16(xlatQueue), Count: uint16(xlatQueues), CPUFanout: true}
+	// Flow hash, as the daemon: CPU fanout splits one flow over queues.
+	cfg.Xlat = nft.Queue{Num: uint16(xlatQueue), Count: uint16(xlatQueues)}
 	cfg.DNS.Num = uint16(dnsQueue)
 	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("%w: %v", errUsage, err)
 	}
 	return cfg, nil
+}
+
+func prefixList(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
