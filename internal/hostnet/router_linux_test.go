@@ -6,7 +6,6 @@ import (
 	"testing"
 )
 
-
 // TestRouterSetup: the LAN hosts' IPv6 prefix is routed into the TUN link
 // with the uplink's MTU locked, proxy NDP answers for the hosts when the
 // prefix is on-link, and teardown restores everything, the proxy_ndp
