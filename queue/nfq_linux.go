@@ -190,6 +190,26 @@ func (c *Conn) setup() error {
 	return nil
 }
 
+// setFlags switches the queue flags in mask to those in flags on a live
+// queue. It does not wait for the acknowledgement, which would mean reading
+// past packets already queued: the kernel applies it before the next packet
+// and reports a failure as an error message, which Receive skips.
+func (c *Conn) setFlags(flags, mask uint32) error {
+	var f, m [4]byte
+	binary.BigEndian.PutUint32(f[:], flags)
+	binary.BigEndian.PutUint32(m[:], mask)
+	attrs := append(attr(nfqaCfgFlags, f[:]), attr(nfqaCfgMask, m[:])...)
+	b := make([]byte, nlmsgHdrLen+nfgenHdrLen, nlmsgHdrLen+nfgenHdrLen+len(attrs))
+	b = append(b, attrs...)
+	putNlmsg(b, nfnlSubsysQueue<<8|nfqnlMsgConfig, unix.NLM_F_REQUEST, 0)
+	putNfgen(b[nlmsgHdrLen:], unix.AF_UNSPEC, c.cfg.Num)
+	if err := c.send(b); err != nil {
+		return err
+	}
+	c.cfg.Flags = c.cfg.Flags&^mask | flags&mask
+	return nil
+}
+
 // attr encodes one netlink attribute, padded to 4 bytes.
 func attr(typ uint16, data []byte) []byte {
 	n := nlaHdrLen + len(data)

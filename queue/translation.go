@@ -38,6 +38,11 @@ type XlatStats struct {
 
 // Handle implements Handler.
 func (h *Translation) Handle(p *Packet, out Sink) uint32 {
+	if p.GSO || p.CsumPart {
+		if v, done := h.offload(p, out); done {
+			return v
+		}
+	}
 	pl := p.Payload()
 	var r translate.Result
 	v4 := len(pl) > 0 && pl[0]>>4 == 4
@@ -55,6 +60,9 @@ func (h *Translation) Handle(p *Packet, out Sink) uint32 {
 	case translate.Translated, translate.GeneratedError:
 		var bytes uint64
 		for _, pkt := range r.Packets {
+			if !v4 {
+				learnTCP(pkt) // peers' MSS and path MTU, for cutting super-packets
+			}
 			if h.DNSAnswers != nil && !v4 && r.Action == translate.Translated && isDNSAnswer4(pkt) {
 				if err := h.DNSAnswers(pkt); err != nil {
 					h.Drops.Add(drop.EmitFailed)

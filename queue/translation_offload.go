@@ -1,0 +1,73 @@
+package queue
+
+import (
+	"sync"
+
+	"github.com/bih-nfq/bih-nfq/internal/drop"
+	"github.com/bih-nfq/bih-nfq/translate"
+)
+
+// handlesOffloads tells the worker that Translation takes super-packets and
+// unfinished checksums, so its queue can ask the kernel for them.
+func (h *Translation) handlesOffloads() bool { return true }
+
+// segBufs holds scratch space for segments (headroom, headers, payload).
+var segBufs = sync.Pool{New: func() any {
+	b := make([]byte, translate.Headroom+128+0xffff)
+	return &b
+}}
+
+// copySink hands packets on as unstable: segments share one scratch buffer.
+type copySink struct{ out Sink }
+
+func (s copySink) Add(pkt []byte, _ bool) error { return s.out.Add(pkt, false) }
+
+// offload prepares a packet that the kernel left unfinished: it completes
+// a pending transport checksum and cuts a TCP super-packet into segments
+// the IPv6 path (or the IPv4 next hop) and the receiver take, translating
+// each. done false means Handle goes on with p as usual.
+func (h *Translation) offload(p *Packet, out Sink) (verdict uint32, done bool) {
+	pl := p.Payload()
+	if !p.GSO {
+		finishChecksum(pl) // a packet it cannot place is translated as it is
+		return 0, false
+	}
+	off, proto, end, ok := transport(pl)
+	if !ok || proto != protoTCP || end-off < 20 {
+		// Only TCP has segments we can find again (a UDP super-packet's
+		// datagram size is not in the packet).
+		h.Drops.Add(drop.TooBigAfterXlat)
+		return Drop, true
+	}
+	thl := int(pl[off+12]>>4) * 4
+	mtu6, mtu4 := h.X.MTUs()
+	var seg int
+	if pl[0]>>4 == 4 {
+		seg = segmentSize(pl, off, thl, mtu6)
+	} else {
+		// IPv6 → IPv4: the local stack (host mode) takes the whole packet,
+		// like one from GRO; a smaller IPv4 next hop gets segments.
+		seg = mtu4 - 20 - thl
+	}
+	if end-off-thl <= seg {
+		p.GSO = false
+		finishChecksum(pl)
+		return 0, false
+	}
+	bp := segBufs.Get().(*[]byte)
+	defer segBufs.Put(bp)
+	verdict = Drop
+	first := true
+	sink := copySink{out}
+	n := segmentTCP(pl, off, end, seg, *bp, translate.Headroom, func(b []byte, o int) {
+		sp := Packet{ID: p.ID, HWProto: p.HWProto, Hook: p.Hook, Mark: p.Mark, InDev: p.InDev, OutDev: p.OutDev, Buf: b, Off: o}
+		if v := h.Handle(&sp, sink); first {
+			verdict, first = v, false
+		}
+	})
+	if n == 0 {
+		h.Drops.Add(drop.TooBigAfterXlat)
+		return Drop, true
+	}
+	return verdict, true
+}
