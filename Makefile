@@ -5,7 +5,7 @@ VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 
 FUZZTIME    ?= 30s
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build test unit lint fmt-check fuzz demo demo-replay clean
+.PHONY: all build test unit lint fmt-check fuzz demo demo-router demo-replay clean
 
 all: build
 
@@ -34,6 +34,10 @@ fuzz:
 # The namespace lab with the live daemon (root).
 demo: build
 	./scripts/demo.sh
+
+# The same lab with the host as the router of two IPv4-only LAN hosts (root).
+demo-router: build
+	./scripts/demo-router.sh
 
 # Native IPv6 vs TAYGA vs bih-nfq in one namespace lab (root; ~6 min):
 # tests/bench/results/ and tests/bench/RESULTS.md.
