@@ -284,6 +284,16 @@ func (d *daemon) start(parent context.Context) error {
 	if cfg.HostMode() {
 		pcfg.Static = []pool.StaticMapping{{V4: d.host.Source4(), V6: d.host.Source6()}}
 	}
+	// Single-address explicit mappings inside a pool reserve their address,
+	// so the pool never hands it to another name (RFC 7757 §3.3: the
+	// explicit entry wins on the way back).
+	if tab, err := translate.ParseEAMTable(cfg.Translation.Map); err == nil {
+		for _, e := range tab.Entries() {
+			if e.V4.IsSingleIP() && e.V6.IsSingleIP() && slices.ContainsFunc(pools, func(p netip.Prefix) bool { return p.Contains(e.V4.Addr()) }) {
+				pcfg.Static = append(pcfg.Static, pool.StaticMapping{V4: e.V4.Addr(), V6: e.V6.Addr()})
+			}
+		}
+	}
 	if d.pool, err = pool.New(pcfg); err != nil {
 		return fmt.Errorf("address pool: %w", err)
 	}
