@@ -287,6 +287,31 @@ func TestHostAndRouter(t *testing.T) {
 	}
 }
 
+// TestRouterOnlyListedHosts: hosts outside router.hosts are neither
+// translated nor given synthesized answers.
+func TestRouterOnlyListedHosts(t *testing.T) {
+	l := NewRouterLab(t)
+	d := l.StartDaemon(strings.Replace(routerConfig, "  lan: [lan1, lan2]\n", "  lan: [lan1, lan2]\n  hosts: [192.168.1.0/24]\n", 1))
+	as := l.digA("lan1", routerResolver4, "web.test")
+	if len(as) != 1 || !pool4.Contains(as[0]) {
+		t.Fatalf("lan1: web.test A = %v\n%s", as, d.Log)
+	}
+	if got := l.digA("lan2", "192.168.2.1", "web.test"); len(got) != 0 {
+		t.Fatalf("lan2, not a listed host, got a synthesized answer: %v", got)
+	}
+	if out, err := l.Run("lan2", 10*time.Second, "curl", "-sS", "-m", "4", "http://"+as[0].String()+"/"); err == nil {
+		t.Fatalf("lan2, not a listed host, reached the server through %v: %s", as[0], out)
+	}
+	l.Must("lan1", 10*time.Second, "curl", "-sS", "-f", "-m", "8", "http://"+as[0].String()+"/")
+	st, err := d.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hosts, _ := st["lan_hosts"].([]any); len(hosts) != 1 {
+		t.Fatalf("lan_hosts %v, want lan1 only", hosts)
+	}
+}
+
 // TestRouterModeRefusals: a router that cannot do the job says why, in one
 // line, and leaves nothing behind.
 func TestRouterModeRefusals(t *testing.T) {
