@@ -40,7 +40,12 @@ type emitQueue struct {
 	hdrs []unix.Mmsghdr
 	sa4  []unix.RawSockaddrInet4
 	sa6  []unix.RawSockaddrInet6
+	// cmsg holds one IPV6_PKTINFO per IPv6 message (nil: not used).
+	cmsg []byte
 }
+
+// pktinfoSpace is one IPV6_PKTINFO control message.
+var pktinfoSpace = unix.CmsgSpace(unix.SizeofInet6Pktinfo)
 
 // EmitterConfig configures the raw sockets.
 type EmitterConfig struct {
@@ -98,6 +103,20 @@ func NewEmitter(cfg EmitterConfig) (*Emitter, error) {
 			q.sa4 = make([]unix.RawSockaddrInet4, cfg.Batch)
 		} else {
 			q.sa6 = make([]unix.RawSockaddrInet6, cfg.Batch)
+			// Naming each packet's own source (IPV6_PKTINFO) spares the
+			// kernel a source address selection per packet in its route
+			// lookup, and makes that lookup see the real source. FREEBIND
+			// lets the source be an address this host does not hold
+			// (router mode); without it, sources are left to the kernel.
+			if unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_FREEBIND, 1) == nil {
+				q.cmsg = make([]byte, cfg.Batch*pktinfoSpace)
+				for j := range cfg.Batch {
+					h := (*unix.Cmsghdr)(unsafe.Pointer(&q.cmsg[j*pktinfoSpace]))
+					h.Level = unix.IPPROTO_IPV6
+					h.Type = unix.IPV6_PKTINFO
+					h.SetLen(unix.CmsgLen(unix.SizeofInet6Pktinfo))
+				}
+			}
 		}
 	}
 	return e, nil
@@ -186,6 +205,12 @@ func (q *emitQueue) flush(v6 bool) (sent, failed int, last error) {
 			copy(sa.Addr[:], p[24:40])
 			h.Name = (*byte)(unsafe.Pointer(sa))
 			h.Namelen = unix.SizeofSockaddrInet6
+			if q.cmsg != nil {
+				c := q.cmsg[i*pktinfoSpace : (i+1)*pktinfoSpace]
+				copy(c[unix.CmsgLen(0):], p[8:24]) // ipi6_addr; ipi6_ifindex stays 0
+				h.Control = &c[0]
+				h.SetControllen(pktinfoSpace)
+			}
 		} else {
 			sa := &q.sa4[i]
 			sa.Family = unix.AF_INET

@@ -430,3 +430,63 @@ func TestQueueVerdictReplacesPayload(t *testing.T) {
 	<-errc
 	h.wg.Wait()
 }
+
+// TestEmitIPv6Sources sends IPv6 UDP datagrams to ::1 through an Emitter,
+// from the host's own address and from one it does not hold (router mode
+// translates for other hosts): both arrive, with their sources unchanged.
+func TestEmitIPv6Sources(t *testing.T) {
+	ns := testNS(t)
+	em, err := NewEmitter(EmitterConfig{Mark: testMark, NetNS: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer em.Close()
+	var rx *net.UDPConn
+	inNS(t, ns, func() {
+		rx, err = net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback, Port: 9998})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Close()
+	srcs := []net.IP{net.IPv6loopback, net.ParseIP("2001:db8:77::9")}
+	for i, src := range srcs {
+		payload := []byte(fmt.Sprintf("from %d", i))
+		p := make([]byte, 48+len(payload))
+		p[0] = 0x60
+		binary.BigEndian.PutUint16(p[4:], uint16(8+len(payload)))
+		p[6], p[7] = unix.IPPROTO_UDP, 64
+		copy(p[8:24], src)
+		copy(p[24:40], net.IPv6loopback)
+		binary.BigEndian.PutUint16(p[40:], 4000)
+		binary.BigEndian.PutUint16(p[42:], 9998)
+		binary.BigEndian.PutUint16(p[44:], uint16(8+len(payload)))
+		copy(p[48:], payload)
+		var ph [40]byte
+		copy(ph[0:32], p[8:40])
+		binary.BigEndian.PutUint32(ph[32:], uint32(8+len(payload)))
+		ph[39] = unix.IPPROTO_UDP
+		binary.BigEndian.PutUint16(p[46:], csum(p[40:], sum(ph[:], 0)))
+		if err := em.Add(p, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if failed := em.Flush(); failed != 0 {
+		t.Fatalf("%d sends refused: %v", failed, em.LastErr)
+	}
+	rx.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 100)
+	for range srcs {
+		n, from, err := rx.ReadFromUDP(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var i int
+		if _, err := fmt.Sscanf(string(buf[:n]), "from %d", &i); err != nil || i >= len(srcs) {
+			t.Fatalf("unexpected datagram %q", buf[:n])
+		}
+		if !from.IP.Equal(srcs[i]) {
+			t.Errorf("datagram %d arrived from %v, want %v", i, from.IP, srcs[i])
+		}
+	}
+}
