@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -23,7 +24,9 @@ type Upstream interface {
 }
 
 // DNSUpstream queries real resolvers over UDP, retrying over TCP when the
-// answer is truncated.
+// answer is truncated. UDP queries share a few long-lived connected sockets
+// per server, each query under a random ID; Close releases them. Use it by
+// pointer.
 type DNSUpstream struct {
 	// Servers are used in order when Exchange gets no server.
 	Servers []netip.AddrPort
@@ -31,9 +34,18 @@ type DNSUpstream struct {
 	// the daemon passes MarkControl so its own queries are not queued
 	// again by the nftables rules.
 	Control func(network, address string, c syscall.RawConn) error
-	// UDPSize is advertised on queries without EDNS0 of their own
-	// (default 1232).
+	// UDPSize is the smallest UDP receive buffer for one-off sockets
+	// (default 1232); shared sockets take any size.
 	UDPSize uint16
+
+	pools udpPools
+}
+
+// Close releases the shared sockets; queries waiting on them fail. Later
+// queries use a socket of their own each.
+func (u *DNSUpstream) Close() error {
+	u.pools.close()
+	return nil
 }
 
 // Exchange implements Upstream.
@@ -61,6 +73,53 @@ func (u *DNSUpstream) Exchange(ctx context.Context, m *dns.Msg, server netip.Add
 }
 
 func (u *DNSUpstream) exchangeOne(ctx context.Context, m *dns.Msg, s netip.AddrPort) (*dns.Msg, error) {
+	if p := u.pooled(m, s); p != nil {
+		r, err := u.exchangePooled(ctx, p, m)
+		switch {
+		case err == nil && !r.Truncated:
+			return r, nil
+		case err == nil: // truncated: ask again over TCP below
+		case errors.Is(err, errSocketFull):
+			p.stats.fallbacks.Add(1)
+			return u.exchangeDial(ctx, m, s, "udp", "tcp")
+		default:
+			return nil, fmt.Errorf("udp %s: %w", s, err)
+		}
+		return u.exchangeDial(ctx, m, s, "tcp")
+	}
+	return u.exchangeDial(ctx, m, s, "udp", "tcp")
+}
+
+// pooled returns the shared sockets for a query to s, or nil when the query
+// takes a socket of its own: not one plain question, or a name with escapes
+// (matched on the wire only without them).
+func (u *DNSUpstream) pooled(m *dns.Msg, s netip.AddrPort) *udpPool {
+	if len(m.Question) != 1 || strings.ContainsRune(m.Question[0].Name, '\\') {
+		return nil
+	}
+	return u.pools.get(s, u.Control)
+}
+
+func (u *DNSUpstream) exchangePooled(ctx context.Context, p *udpPool, m *dns.Msg) (*dns.Msg, error) {
+	packed, err := m.Pack()
+	if err != nil {
+		return nil, err
+	}
+	b, err := p.exchange(ctx, packed, m.Question[0])
+	if err != nil {
+		return nil, err
+	}
+	r := new(dns.Msg)
+	if err := r.Unpack(b); err != nil {
+		return nil, err
+	}
+	r.Id = m.Id
+	return r, nil
+}
+
+// exchangeDial asks s over a socket of its own per try, in the order of
+// networks, moving to the next only when the answer is truncated.
+func (u *DNSUpstream) exchangeDial(ctx context.Context, m *dns.Msg, s netip.AddrPort, networks ...string) (*dns.Msg, error) {
 	size := u.UDPSize
 	if size == 0 {
 		size = serverUDPSize
@@ -69,7 +128,8 @@ func (u *DNSUpstream) exchangeOne(ctx context.Context, m *dns.Msg, s netip.AddrP
 		size = opt.UDPSize()
 	}
 	addr := s.String()
-	for _, network := range []string{"udp", "tcp"} {
+	var r *dns.Msg
+	for _, network := range networks {
 		timeout := 2 * time.Second
 		if dl, ok := ctx.Deadline(); ok {
 			timeout = time.Until(dl)
@@ -80,18 +140,16 @@ func (u *DNSUpstream) exchangeOne(ctx context.Context, m *dns.Msg, s netip.AddrP
 			Timeout: timeout,
 			Dialer:  &net.Dialer{Timeout: timeout, Control: u.Control},
 		}
-		r, _, err := c.ExchangeContext(ctx, m, addr)
+		var err error
+		r, _, err = c.ExchangeContext(ctx, m, addr)
 		if err != nil {
 			return nil, fmt.Errorf("%s %s: %w", network, addr, err)
 		}
 		if !r.Truncated {
 			return r, nil
 		}
-		if network == "tcp" {
-			return r, nil
-		}
 	}
-	return nil, fmt.Errorf("%s: unreachable", addr) // loop always returns
+	return r, nil
 }
 
 // ReadResolvConf returns the nameservers of a resolv.conf file (RFC 1035
