@@ -1,6 +1,7 @@
 package enr
 
 import (
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -8,30 +9,78 @@ import (
 	"github.com/miekg/dns"
 )
 
-// cache keeps AAAA and PTR lookup results for their TTL. It holds upstream
-// answers only; every synthesized answer is rebuilt from it, so dropping it
-// (Flush) drops every synthesized answer the ENR could repeat (RFC 6535
-// §2.3.4).
+// cache keeps AAAA and PTR lookup results, and in stub mode the answers to
+// forwarded queries, for their TTL. It holds upstream answers only; every
+// synthesized answer is rebuilt from it, so dropping it (Flush) drops every
+// synthesized answer the ENR could repeat (RFC 6535 §2.3.4).
 type cache struct {
 	mu      sync.Mutex
 	max     int
 	maxTTL  uint32
-	entries map[cacheKey]cacheEntry
+	entries map[cacheKey]*cacheEntry
 }
 
 type cacheKey struct {
-	name  string // lower case
-	qtype uint16
+	name   string // lower case
+	qtype  uint16
+	qclass uint16
+	flags  uint8 // keyForwarded and the query bits that shape the answer
+}
+
+const (
+	keyForwarded uint8 = 1 << iota // an application's query, forwarded as it was
+	keyDO
+	keyCD
+	keyAD
+	keyEDNS
+)
+
+// sideKey is the key of the ENR's own AAAA/PTR lookups.
+func sideKey(name string, qtype uint16) cacheKey {
+	return cacheKey{name: strings.ToLower(name), qtype: qtype, qclass: dns.ClassINET}
+}
+
+// forwardKey returns the key under which the answer to an application's
+// query may be cached, and whether it may be: a recursive standard query
+// with one question and no EDNS options (a cookie or client subnet makes the
+// answer the asker's own, RFC 7873 and RFC 7871). DO, CD and AD (RFC 6840
+// §5.7), and whether the query had EDNS at all, are part of the key.
+func forwardKey(q *dns.Msg) (cacheKey, bool) {
+	if q.Response || q.Opcode != dns.OpcodeQuery || !q.RecursionDesired || len(q.Question) != 1 {
+		return cacheKey{}, false
+	}
+	k := cacheKey{name: strings.ToLower(q.Question[0].Name), qtype: q.Question[0].Qtype,
+		qclass: q.Question[0].Qclass, flags: keyForwarded}
+	if q.CheckingDisabled {
+		k.flags |= keyCD
+	}
+	if q.AuthenticatedData {
+		k.flags |= keyAD
+	}
+	if opt := q.IsEdns0(); opt != nil {
+		if len(opt.Option) > 0 || opt.Version() != 0 {
+			return cacheKey{}, false
+		}
+		k.flags |= keyEDNS
+		if opt.Do() {
+			k.flags |= keyDO
+		}
+	}
+	return k, true
 }
 
 type cacheEntry struct {
 	msg     *dns.Msg
 	stored  time.Time
 	expires time.Time
+	// view is msg with TTLs aged by viewAge seconds, built once per second
+	// of age and shared by every get in that second.
+	view    *dns.Msg
+	viewAge uint32
 }
 
 func newCache(max int, maxTTL uint32) *cache {
-	return &cache{max: max, maxTTL: maxTTL, entries: make(map[cacheKey]cacheEntry)}
+	return &cache{max: max, maxTTL: maxTTL, entries: make(map[cacheKey]*cacheEntry)}
 }
 
 // cacheTTL is how long a lookup result may be reused: the smallest record
@@ -62,24 +111,41 @@ func cacheTTL(m *dns.Msg, maxTTL uint32) uint32 {
 	return ttl
 }
 
-func (c *cache) get(name string, qtype uint16, now time.Time) *dns.Msg {
+// get returns the cached message for k with its TTLs aged, or nil. The
+// message's sections are its own, but the records in them are shared with
+// other callers: copy a record before changing it.
+func (c *cache) get(k cacheKey, now time.Time) *dns.Msg {
 	if c == nil || c.max == 0 {
 		return nil
 	}
-	k := cacheKey{strings.ToLower(name), qtype}
 	c.mu.Lock()
 	e, ok := c.entries[k]
 	if ok && !now.Before(e.expires) {
 		delete(c.entries, k)
 		ok = false
 	}
-	c.mu.Unlock()
 	if !ok {
+		c.mu.Unlock()
 		return nil
 	}
-	// Hand out a copy aged by the time spent in the cache.
-	m := e.msg.Copy()
 	age := uint32(now.Sub(e.stored) / time.Second)
+	if e.view == nil || e.viewAge != age {
+		e.view, e.viewAge = aged(e.msg, age), age
+	}
+	v := e.view
+	c.mu.Unlock()
+	m := &dns.Msg{MsgHdr: v.MsgHdr, Compress: v.Compress}
+	m.Question = slices.Clone(v.Question)
+	m.Answer = slices.Clone(v.Answer)
+	m.Ns = slices.Clone(v.Ns)
+	m.Extra = slices.Clone(v.Extra)
+	return m
+}
+
+// aged returns a copy of m with the TTLs of its answer and authority
+// records lowered by age seconds (RFC 1035 §7.4, RFC 2308 §5).
+func aged(m *dns.Msg, age uint32) *dns.Msg {
+	m = m.Copy()
 	for _, sec := range [][]dns.RR{m.Answer, m.Ns} {
 		for _, rr := range sec {
 			h := rr.Header()
@@ -93,7 +159,7 @@ func (c *cache) get(name string, qtype uint16, now time.Time) *dns.Msg {
 	return m
 }
 
-func (c *cache) put(name string, qtype uint16, m *dns.Msg, now time.Time) {
+func (c *cache) put(k cacheKey, m *dns.Msg, now time.Time) {
 	if c == nil || c.max == 0 {
 		return
 	}
@@ -101,7 +167,6 @@ func (c *cache) put(name string, qtype uint16, m *dns.Msg, now time.Time) {
 	if ttl == 0 {
 		return
 	}
-	k := cacheKey{strings.ToLower(name), qtype}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.entries) >= c.max {
@@ -119,7 +184,7 @@ func (c *cache) put(name string, qtype uint16, m *dns.Msg, now time.Time) {
 			delete(c.entries, key)
 		}
 	}
-	c.entries[k] = cacheEntry{msg: m.Copy(), stored: now, expires: now.Add(time.Duration(ttl) * time.Second)}
+	c.entries[k] = &cacheEntry{msg: m.Copy(), stored: now, expires: now.Add(time.Duration(ttl) * time.Second)}
 }
 
 func (c *cache) flush() int {

@@ -81,7 +81,7 @@ func (e *ENR) Lookup(ctx context.Context, plan QueryPlan, server netip.AddrPort)
 		return nil, errors.New("lookup: plan has no side lookup")
 	}
 	now := e.cfg.Now()
-	if m := e.cache.get(plan.Name, plan.Type, now); m != nil {
+	if m := e.cache.get(sideKey(plan.Name, plan.Type), now); m != nil {
 		return m, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.LookupTimeout)
@@ -97,7 +97,7 @@ func (e *ENR) Lookup(ctx context.Context, plan QueryPlan, server netip.AddrPort)
 		e.counters.Add(drop.DNSUpstreamFailed)
 		return nil, fmt.Errorf("lookup %s %s: %w", plan.Name, dns.TypeToString[plan.Type], err)
 	}
-	e.cache.put(plan.Name, plan.Type, resp, e.cfg.Now())
+	e.cache.put(sideKey(plan.Name, plan.Type), resp, e.cfg.Now())
 	return resp, nil
 }
 
@@ -147,7 +147,41 @@ func (e *ENR) Answer(query *dns.Msg, plan QueryPlan, resp, side *dns.Msg, reques
 // analogue), then Answer decides. size is the largest answer the client
 // takes (clientUDPSize for UDP, 65535 for TCP).
 func (e *ENR) Resolve(ctx context.Context, query *dns.Msg, requester netip.Addr, size int) (*dns.Msg, error) {
-	plan := e.Plan(query)
+	return e.resolvePlanned(ctx, query, e.Plan(query), requester, size)
+}
+
+// resolveCached is Resolve for an A or passed query whose answer, and side
+// lookup, are both in the cache; it returns nil when anything is missing,
+// without asking anyone.
+func (e *ENR) resolveCached(query *dns.Msg, plan QueryPlan, requester netip.Addr, size int) *dns.Msg {
+	if plan.Kind != QueryPass && plan.Kind != QueryA {
+		return nil
+	}
+	key, ok := forwardKey(query)
+	if !ok {
+		return nil
+	}
+	now := e.cfg.Now()
+	var side *dns.Msg
+	if plan.Kind == QueryA {
+		if side = e.cache.get(sideKey(plan.Name, plan.Type), now); side == nil {
+			return nil
+		}
+	}
+	resp := e.cache.get(key, now)
+	if resp == nil {
+		return nil
+	}
+	resp.Authoritative = false // from a cache (RFC 1035 §4.1.1)
+	if plan.Kind == QueryA {
+		if out := e.Answer(query, plan, resp, side, requester, size); out != nil {
+			return out
+		}
+	}
+	return fitted(restoreQuestion(resp, query), size)
+}
+
+func (e *ENR) resolvePlanned(ctx context.Context, query *dns.Msg, plan QueryPlan, requester netip.Addr, size int) (*dns.Msg, error) {
 	switch plan.Kind {
 	case QueryPTRUnmapped:
 		return e.Answer(query, plan, nil, nil, requester, size), nil
@@ -168,7 +202,10 @@ func (e *ENR) Resolve(ctx context.Context, query *dns.Msg, requester netip.Addr,
 		wg      sync.WaitGroup
 	)
 	if plan.Kind == QueryA {
-		wg.Go(func() { side, sideErr = e.Lookup(ctx, plan, netip.AddrPort{}) })
+		// A cached side result needs no goroutine.
+		if side = e.cache.get(sideKey(plan.Name, plan.Type), e.cfg.Now()); side == nil {
+			wg.Go(func() { side, sideErr = e.Lookup(ctx, plan, netip.AddrPort{}) })
+		}
 	}
 	resp, err := e.forward(ctx, query)
 	wg.Wait()
@@ -194,8 +231,16 @@ func (e *ENR) Resolve(ctx context.Context, query *dns.Msg, requester netip.Addr,
 	return fitted(restoreQuestion(resp, query), size), nil
 }
 
-// forward sends the application's query upstream as it is.
+// forward sends the application's query upstream as it is, or answers it
+// from the cache (stub mode is the host's caching resolver).
 func (e *ENR) forward(ctx context.Context, query *dns.Msg) (*dns.Msg, error) {
+	key, cacheable := forwardKey(query)
+	if cacheable {
+		if m := e.cache.get(key, e.cfg.Now()); m != nil {
+			m.Authoritative = false // from a cache (RFC 1035 §4.1.1)
+			return m, nil
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.LookupTimeout)
 	defer cancel()
 	fwd := query.Copy()
@@ -206,6 +251,9 @@ func (e *ENR) forward(ctx context.Context, query *dns.Msg) (*dns.Msg, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("forward %s: %w", query.Question[0].Name, err)
+	}
+	if cacheable {
+		e.cache.put(key, resp, e.cfg.Now())
 	}
 	return resp, nil
 }

@@ -40,9 +40,10 @@ type Stub struct {
 	cfg  StubConfig
 	addr netip.AddrPort
 
-	mu      sync.Mutex
-	servers []*dns.Server
-	done    chan error
+	mu   sync.Mutex
+	udp  *udpServer
+	tcp  *dns.Server
+	done chan error // the TCP server's end
 }
 
 // NewUpstreamForStub returns the stub's upstream: servers when given, else
@@ -80,10 +81,10 @@ func NewStub(e *ENR, cfg StubConfig) (*Stub, error) {
 func (s *Stub) Start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.servers != nil {
+	if s.udp != nil {
 		return errors.New("start stub: already started")
 	}
-	pc, err := net.ListenPacket("udp", s.cfg.Listen.String())
+	pc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(s.cfg.Listen))
 	if err != nil {
 		return fmt.Errorf("start stub: %w", err)
 	}
@@ -95,17 +96,20 @@ func (s *Stub) Start() error {
 		return fmt.Errorf("start stub: %w", err)
 	}
 	s.addr = netip.AddrPortFrom(s.cfg.Listen.Addr(), udpAddr.Port())
-	udp := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(s.serveUDP)}
-	tcp := &dns.Server{Listener: ln, Handler: dns.HandlerFunc(s.serveTCP)}
-	s.servers = []*dns.Server{udp, tcp}
-	s.done = make(chan error, 2)
-	var started sync.WaitGroup
-	for _, srv := range s.servers {
-		started.Add(1)
-		srv.NotifyStartedFunc = started.Done
-		go func() { s.done <- srv.ActivateAndServe() }()
+	s.udp = &udpServer{stub: s, pc: pc}
+	s.udp.start()
+	s.tcp = &dns.Server{Listener: ln, Handler: dns.HandlerFunc(s.serveTCP)}
+	s.done = make(chan error, 1)
+	started := make(chan struct{})
+	s.tcp.NotifyStartedFunc = func() { close(started) }
+	go func() { s.done <- s.tcp.ActivateAndServe() }()
+	select {
+	case <-started:
+	case err := <-s.done:
+		s.udp.close()
+		s.udp, s.tcp = nil, nil
+		return fmt.Errorf("start stub: %w", err)
 	}
-	started.Wait()
 	return nil
 }
 
@@ -116,25 +120,31 @@ func (s *Stub) Addr() netip.AddrPort {
 	return s.addr
 }
 
-// Shutdown stops both servers and waits for them within ctx.
+// Shutdown stops both servers and waits for them, and for the queries
+// being answered, within ctx.
 func (s *Stub) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	servers := s.servers
-	s.servers = nil
+	udp, tcp, done := s.udp, s.tcp, s.done
+	s.udp, s.tcp = nil, nil
 	s.mu.Unlock()
-	var errs []error
-	for _, srv := range servers {
-		if err := srv.ShutdownContext(ctx); err != nil {
-			errs = append(errs, err)
-		}
+	if udp == nil {
+		return nil
 	}
-	for range servers {
+	udpDone := udp.close()
+	var errs []error
+	if err := tcp.ShutdownContext(ctx); err != nil {
+		errs = append(errs, err)
+	} else {
 		select {
-		case <-s.done:
+		case <-done:
 		case <-ctx.Done():
 			errs = append(errs, ctx.Err())
-			return fmt.Errorf("shutdown stub: %w", errors.Join(errs...))
 		}
+	}
+	select {
+	case <-udpDone:
+	case <-ctx.Done():
+		errs = append(errs, ctx.Err())
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("shutdown stub: %w", errors.Join(errs...))
@@ -142,22 +152,16 @@ func (s *Stub) Shutdown(ctx context.Context) error {
 	return nil
 }
 
-func (s *Stub) serveUDP(w dns.ResponseWriter, r *dns.Msg) { s.serve(w, r, clientUDPSize(r)) }
 func (s *Stub) serveTCP(w dns.ResponseWriter, r *dns.Msg) { s.serve(w, r, dns.MaxMsgSize) }
 
 // allowed reports whether a client may use the stub: loopback, or a
 // configured prefix.
 func (s *Stub) allowed(a net.Addr) bool {
-	var ip netip.Addr
-	switch v := a.(type) {
-	case *net.UDPAddr:
-		ip = v.AddrPort().Addr()
-	case *net.TCPAddr:
-		ip = v.AddrPort().Addr()
-	default:
-		return false
-	}
-	ip = ip.Unmap()
+	ip, ok := clientIP(a)
+	return ok && s.allowedIP(ip)
+}
+
+func (s *Stub) allowedIP(ip netip.Addr) bool {
 	if ip.IsLoopback() {
 		return true
 	}
@@ -169,36 +173,62 @@ func (s *Stub) allowed(a net.Addr) bool {
 	return false
 }
 
-func (s *Stub) serve(w dns.ResponseWriter, r *dns.Msg, size int) {
-	reply := func(m *dns.Msg) {
-		if err := w.WriteMsg(m); err != nil {
-			return // the client went away; nothing else to tell it
-		}
+func clientIP(a net.Addr) (netip.Addr, bool) {
+	switch v := a.(type) {
+	case *net.UDPAddr:
+		return v.AddrPort().Addr().Unmap(), true
+	case *net.TCPAddr:
+		return v.AddrPort().Addr().Unmap(), true
 	}
-	if !s.allowed(w.RemoteAddr()) {
-		reply(localAnswer(r, dns.RcodeRefused))
-		return
+	return netip.Addr{}, false
+}
+
+func (s *Stub) serve(w dns.ResponseWriter, r *dns.Msg, size int) {
+	ip, ok := clientIP(w.RemoteAddr())
+	if !ok {
+		ip = netip.IPv4Unspecified() // neither loopback nor allowed: REFUSED
+	}
+	if err := w.WriteMsg(s.answerFrom(ip, r, size)); err != nil {
+		return // the client went away; nothing else to tell it
+	}
+}
+
+// answerFrom returns the reply to query r from the client at ip.
+func (s *Stub) answerFrom(ip netip.Addr, r *dns.Msg, size int) *dns.Msg {
+	if out := s.refuse(ip, r); out != nil {
+		return out
+	}
+	plan := s.enr.Plan(r)
+	if out := s.enr.resolveCached(r, plan, ip, size); out != nil {
+		return out
+	}
+	return s.resolve(r, plan, ip, size)
+}
+
+// refuse returns the local reply to a query the stub does not resolve:
+// REFUSED for clients not allowed, NOTIMP, FORMERR; nil for the others.
+func (s *Stub) refuse(ip netip.Addr, r *dns.Msg) *dns.Msg {
+	if !s.allowedIP(ip) {
+		return localAnswer(r, dns.RcodeRefused)
 	}
 	if r.Response || r.Opcode != dns.OpcodeQuery {
-		reply(localAnswer(r, dns.RcodeNotImplemented))
-		return
+		return localAnswer(r, dns.RcodeNotImplemented)
 	}
 	if len(r.Question) != 1 {
 		m := new(dns.Msg)
 		m.SetRcodeFormatError(r)
-		reply(m)
-		return
+		return m
 	}
-	var requester netip.Addr
-	if ap, err := netip.ParseAddrPort(w.RemoteAddr().String()); err == nil {
-		requester = ap.Addr().Unmap()
-	}
+	return nil
+}
+
+// resolve answers r through the upstream, within the stub's timeout.
+func (s *Stub) resolve(r *dns.Msg, plan QueryPlan, ip netip.Addr, size int) *dns.Msg {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
 	defer cancel()
-	out, err := s.enr.Resolve(ctx, r, requester, size)
+	out, err := s.enr.resolvePlanned(ctx, r, plan, ip, size)
 	if err != nil || out == nil {
-		reply(fitted(localAnswer(r, dns.RcodeServerFailure), size))
-		return
+		return fitted(localAnswer(r, dns.RcodeServerFailure), size)
 	}
-	reply(out)
+	return out
 }

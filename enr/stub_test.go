@@ -2,11 +2,14 @@ package enr
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -280,5 +283,152 @@ func TestNewUpstreamForStub(t *testing.T) {
 	}
 	if _, err := NewUpstreamForStub(nil, filepath.Join(t.TempDir(), "absent"), DefaultStubListen, nil); err == nil {
 		t.Fatal("missing resolv.conf accepted")
+	}
+}
+
+// TestStubCachesAnswers: the stub answers repeated queries from its cache
+// for their TTL (aged), keeps 0x20 case per query, clears AA, leaves
+// queries with EDNS options uncached, keys on DO, and forgets everything
+// at Flush.
+func TestStubCachesAnswers(t *testing.T) {
+	up := newFakeUpstream()
+	up.set("v6only.bih.test.", dns.TypeA, dns.RcodeSuccess, nil, []string{soa})
+	up.set("v6only.bih.test.", dns.TypeAAAA, dns.RcodeSuccess, []string{"v6only.bih.test. 300 IN AAAA 2001:db8::1"}, nil)
+	up.set("v4.bih.test.", dns.TypeAAAA, dns.RcodeSuccess, nil, []string{soa})
+	up.mu.Lock()
+	up.answers[key("v4.bih.test.", dns.TypeA)] = func(q *dns.Msg) (*dns.Msg, error) {
+		r := reply(q, dns.RcodeSuccess, []string{q.Question[0].Name + " 300 IN A 192.0.2.1"}, nil)
+		r.Authoritative = true
+		if opt := q.IsEdns0(); opt != nil {
+			r.SetEdns0(1232, opt.Do())
+		}
+		return r, nil
+	}
+	up.mu.Unlock()
+	var clock atomic.Int64
+	clock.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	cfg := DefaultConfig()
+	cfg.Now = func() time.Time { return time.Unix(0, clock.Load()) }
+	e := newTestENR(t, cfg, newFakeMapper(10), up)
+	s := startStub(t, e, StubConfig{})
+	asked := func() int { return len(up.questions()) }
+
+	first := exchange(t, "udp", s.Addr(), query("V4.bih.test.", dns.TypeA))
+	n := asked()
+	if n != 2 || !first.Authoritative {
+		t.Fatalf("first query: %d upstream questions (want A and AAAA), AA %v", n, first.Authoritative)
+	}
+	clock.Add(int64(30 * time.Second)) // within the AAAA NODATA's 60 s too
+	// The question comes back as each client spelled it (0x20); the
+	// records keep the first asker's spelling, names being case-blind.
+	for _, name := range []string{"v4.bih.test.", "v4.BIH.test."} {
+		r := exchange(t, "udp", s.Addr(), query(name, dns.TypeA))
+		sameMsg(t, r, expect(query(name, dns.TypeA), dns.RcodeSuccess, "V4.bih.test. 270 IN A 192.0.2.1"))
+		if r.Authoritative {
+			t.Error("AA set on an answer from the cache")
+		}
+	}
+	if asked() != n {
+		t.Fatalf("cached answer asked upstream again: %v", up.questions()[n:])
+	}
+	// Synthesized answers come from the cached A and AAAA answers.
+	r1 := exchange(t, "udp", s.Addr(), query("v6only.bih.test.", dns.TypeA))
+	n = asked()
+	r2 := exchange(t, "tcp", s.Addr(), query("v6only.bih.test.", dns.TypeA))
+	if asked() != n || len(r2.Answer) != 1 || r1.Answer[0].String() != r2.Answer[0].String() {
+		t.Fatalf("synthesized answer not from the cache: %v then %v, %d questions more", r1.Answer, r2.Answer, asked()-n)
+	}
+	// DO is part of the key; an EDNS option keeps the answer the asker's.
+	exchange(t, "udp", s.Addr(), withEDNS(query("v4.bih.test.", dns.TypeA), 1232, true))
+	if asked() != n+1 {
+		t.Fatalf("DO query answered from the plain entry")
+	}
+	withCookie := func() *dns.Msg {
+		q := withEDNS(query("v4.bih.test.", dns.TypeA), 1232, false)
+		q.IsEdns0().Option = append(q.IsEdns0().Option, &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0102030405060708"})
+		return q
+	}
+	exchange(t, "udp", s.Addr(), withCookie())
+	exchange(t, "udp", s.Addr(), withCookie())
+	if asked() != n+3 {
+		t.Fatalf("queries with a cookie: %d upstream questions, want 2", asked()-n-1)
+	}
+	// Flush forgets; so does the TTL.
+	n = asked()
+	e.Flush()
+	exchange(t, "udp", s.Addr(), query("v4.bih.test.", dns.TypeA))
+	if asked() != n+2 {
+		t.Fatalf("after Flush: upstream asked %v, want A and AAAA", up.questions()[n:])
+	}
+	clock.Add(int64(301 * time.Second))
+	exchange(t, "udp", s.Addr(), query("v4.bih.test.", dns.TypeA))
+	if asked() != n+4 {
+		t.Fatalf("after the TTL: upstream asked %v, want A and AAAA", up.questions()[n+2:])
+	}
+}
+
+// TestStubUDPConcurrent: many clients at once, each query missing the cache
+// (answered after an upstream delay) or hitting it, each answer for its
+// own question and ID.
+func TestStubUDPConcurrent(t *testing.T) {
+	up := newFakeUpstream()
+	for i := range 40 {
+		name := fmt.Sprintf("n%d.bih.test.", i)
+		up.set(name, dns.TypeA, dns.RcodeSuccess, []string{fmt.Sprintf("%s 300 IN A 192.0.2.%d", name, i+1)}, nil)
+		up.set(name, dns.TypeAAAA, dns.RcodeSuccess, nil, []string{soa})
+	}
+	up.delay = 5 * time.Millisecond
+	e := newTestENR(t, DefaultConfig(), newFakeMapper(10), up)
+	s := startStub(t, e, StubConfig{})
+	var wg sync.WaitGroup
+	errs := make(chan error, 16*40)
+	for w := range 16 {
+		wg.Go(func() {
+			c := &dns.Client{Net: "udp", Timeout: 5 * time.Second}
+			for i := range 40 {
+				n := (i + w) % 40
+				q := query(fmt.Sprintf("n%d.bih.test.", n), dns.TypeA)
+				q.Id = uint16(w<<8 | i)
+				r, _, err := c.Exchange(q, s.Addr().String())
+				if err == nil && (r.Id != q.Id || len(r.Answer) != 1 || r.Answer[0].(*dns.A).A.String() != fmt.Sprintf("192.0.2.%d", n+1)) {
+					err = fmt.Errorf("query %v got %v", q.Question[0], r)
+				}
+				if err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// TestStubIgnoresResponses: a datagram with QR set gets no answer (two
+// servers would bounce errors forever), and the stub keeps serving.
+func TestStubIgnoresResponses(t *testing.T) {
+	up := newFakeUpstream()
+	up.set("x.bih.test.", dns.TypeTXT, dns.RcodeSuccess, []string{`x.bih.test. 60 IN TXT "ok"`}, nil)
+	e := newTestENR(t, DefaultConfig(), newFakeMapper(1), up)
+	s := startStub(t, e, StubConfig{})
+	c, err := net.Dial("udp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	resp := query("x.bih.test.", dns.TypeTXT)
+	resp.Response = true
+	b, _ := resp.Pack()
+	if _, err := c.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if n, err := c.Read(make([]byte, 512)); err == nil {
+		t.Fatalf("a response was answered (%d bytes)", n)
+	}
+	if r := exchange(t, "udp", s.Addr(), query("x.bih.test.", dns.TypeTXT)); len(r.Answer) != 1 {
+		t.Fatalf("then: %v", r)
 	}
 }
