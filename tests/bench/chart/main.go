@@ -3,6 +3,9 @@
 // per figure) under -out, and the committed summary tests/bench/RESULTS.md.
 //
 //	chart -raw tests/bench/results/raw -out tests/bench/results -results-md tests/bench/RESULTS.md
+//
+// With -dns DIR it summarizes only what tests/bench/dns.sh wrote in DIR:
+// DIR/summary.json and DIR/summary.md, and the table on standard output.
 package main
 
 import (
@@ -17,7 +20,11 @@ func run() error {
 	raw := flag.String("raw", "tests/bench/results/raw", "raw directory written by bench.sh")
 	out := flag.String("out", "tests/bench/results", "output directory")
 	repo := flag.String("results-md", "", "also write this Markdown summary (tests/bench/RESULTS.md)")
+	dnsOnly := flag.String("dns", "", "summarize only the DNS runs in this directory")
 	flag.Parse()
+	if *dnsOnly != "" {
+		return dnsAlone(*dnsOnly)
+	}
 	s, err := summarize(*raw)
 	if err != nil {
 		return err
@@ -43,6 +50,29 @@ func run() error {
 	for _, p := range s.Problems {
 		fmt.Fprintln(os.Stderr, "chart: problem:", p)
 	}
+	return nil
+}
+
+func dnsAlone(dir string) error {
+	d, err := summarizeDNS(dir)
+	if err != nil {
+		return err
+	}
+	if d == nil {
+		return fmt.Errorf("%s/meta.env: missing or empty", dir)
+	}
+	js, err := json.MarshalIndent(d, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := writeFile(filepath.Join(dir, "summary.json"), append(js, '\n')); err != nil {
+		return err
+	}
+	md := dnsMarkdown(d, "##")
+	if err := writeFile(filepath.Join(dir, "summary.md"), []byte(md)); err != nil {
+		return err
+	}
+	fmt.Print(md)
 	return nil
 }
 

@@ -118,6 +118,9 @@ func resultsMarkdown(s *Summary) string {
 	b.WriteString(targetTable(s))
 	b.WriteString("\n")
 	b.WriteString(conditions(s))
+	if s.DNS != nil {
+		b.WriteString("\n" + dnsMarkdown(s.DNS, "##"))
+	}
 	if len(s.Problems) > 0 {
 		b.WriteString("\nProblems during the run:\n\n")
 		for _, p := range s.Problems {
@@ -144,6 +147,9 @@ func repoMarkdown(s *Summary) string {
 	b.WriteString(targetTable(s))
 	b.WriteString("\n### Conditions\n\n")
 	b.WriteString(conditions(s))
+	if s.DNS != nil {
+		b.WriteString("\n" + dnsMarkdown(s.DNS, "###"))
+	}
 	if len(s.Problems) > 0 {
 		b.WriteString("\n### Problems during the run\n\n")
 		for _, p := range s.Problems {

@@ -74,6 +74,7 @@ type Summary struct {
 	Ratios     map[string]float64            `json:"ratios_bihnfq_over_tayga"`
 	Targets    []Target                      `json:"targets"`
 	Daemon     *DaemonSummary                `json:"bihnfq_daemon,omitempty"`
+	DNS        *DNSSummary                   `json:"dns,omitempty"`
 	Problems   []string                      `json:"problems,omitempty"`
 }
 
@@ -167,6 +168,12 @@ func summarize(raw string) (*Summary, error) {
 		s.Problems = append(s.Problems, fmt.Sprintf("%s run(s) per path: fewer than 3, not a benchmark result", meta["runs"]))
 	}
 	s.Targets = targets(s)
+	// tests/bench/dns.sh writes under raw/dns.
+	if d, err := summarizeDNS(filepath.Join(raw, "dns")); err != nil {
+		s.Problems = append(s.Problems, "DNS: "+err.Error())
+	} else {
+		s.DNS = d
+	}
 	return s, nil
 }
 
