@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 
 	"github.com/miekg/dns"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 )
 
 // maxUDPInFlight bounds the stub's UDP queries being answered at once;
@@ -16,8 +18,9 @@ import (
 const maxUDPInFlight = 8192
 
 // udpServer answers the stub's UDP queries: a few goroutines read (one per
-// CPU, without per-read deadlines or control messages) and each query is
-// answered in a goroutine of its own, since it may wait on the upstream.
+// CPU, several datagrams per system call, without per-read deadlines) and
+// answer from the cache in batches; a query that must wait on the upstream
+// is answered by a goroutine of its own.
 type udpServer struct {
 	stub     *Stub
 	pc       *net.UDPConn
@@ -48,48 +51,104 @@ func (u *udpServer) close() <-chan struct{} {
 	return done
 }
 
+// batchConn reads and writes several datagrams per system call
+// (recvmmsg, sendmmsg); ipv4.PacketConn and ipv6.PacketConn both are one.
+type batchConn interface {
+	ReadBatch(ms []ipv6.Message, flags int) (int, error)
+	WriteBatch(ms []ipv6.Message, flags int) (int, error)
+}
+
+// udpBatch is how many datagrams one read or write system call moves.
+const udpBatch = 16
+
 func (u *udpServer) read() {
-	buf := make([]byte, dns.MaxMsgSize)
+	var bc batchConn = ipv6.NewPacketConn(u.pc)
+	if a := u.pc.LocalAddr().(*net.UDPAddr); a.IP.To4() != nil {
+		bc = ipv4.NewPacketConn(u.pc)
+	}
+	in := make([]ipv6.Message, udpBatch)
+	for i := range in {
+		in[i].Buffers = [][]byte{make([]byte, dns.MaxMsgSize)}
+	}
+	out := make([]ipv6.Message, udpBatch)
+	replies := make([][]byte, udpBatch)
+	for i := range out {
+		out[i].Buffers = make([][]byte, 1)
+	}
 	for {
-		n, from, err := u.pc.ReadFromUDPAddrPort(buf)
+		n, err := bc.ReadBatch(in, 0)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
 			continue
 		}
-		// Never answer a response (QR set): two servers could bounce
-		// errors at each other forever.
-		if n < 12 || buf[2]&0x80 != 0 {
-			continue
+		k := 0
+		for _, m := range in[:n] {
+			// A 64 KiB buffer holds any UDP payload: nothing is cut.
+			a, ok := m.Addr.(*net.UDPAddr)
+			if !ok {
+				continue
+			}
+			reply := u.take(m.Buffers[0][:m.N], a.AddrPort())
+			if reply == nil {
+				continue
+			}
+			b, err := reply.PackBuffer(replies[k][:0])
+			if err != nil {
+				continue
+			}
+			replies[k] = b
+			out[k].Buffers[0], out[k].Addr = b, m.Addr
+			k++
 		}
-		m := new(dns.Msg)
-		if m.Unpack(buf[:n]) != nil {
-			continue // malformed: no answer, as for garbage
+		// Answers from the cache leave together; a failed one is skipped
+		// (that client retries).
+		for sent := 0; sent < k; {
+			w, err := bc.WriteBatch(out[sent:k], 0)
+			if err != nil {
+				if errors.Is(err, net.ErrClosed) {
+					return
+				}
+				w = max(w, 1)
+			}
+			sent += w
 		}
-		ip, size := from.Addr().Unmap(), clientUDPSize(m)
-		if out := u.stub.refuse(ip, m); out != nil {
-			u.send(out, from)
-			continue
-		}
-		plan := u.stub.enr.Plan(m)
-		// Answers wholly in the cache go out from here, without a
-		// goroutine of their own.
-		if out := u.stub.enr.resolveCached(m, plan, ip, size); out != nil {
-			u.send(out, from)
-			continue
-		}
-		if u.inflight.Add(1) > maxUDPInFlight {
-			u.inflight.Add(-1)
-			continue
-		}
-		u.handlers.Add(1)
-		go func() {
-			defer u.handlers.Done()
-			defer u.inflight.Add(-1)
-			u.send(u.stub.resolve(m, plan, ip, size), from)
-		}()
 	}
+}
+
+// take handles one datagram: it returns the reply to send now (from the
+// cache, or a local refusal), or nil when there is none or when a goroutine
+// of its own answers the query once the upstream has.
+func (u *udpServer) take(b []byte, from netip.AddrPort) *dns.Msg {
+	// Never answer a response (QR set): two servers could bounce errors
+	// at each other forever.
+	if len(b) < 12 || b[2]&0x80 != 0 {
+		return nil
+	}
+	m := new(dns.Msg)
+	if m.Unpack(b) != nil {
+		return nil // malformed: no answer, as for garbage
+	}
+	ip, size := from.Addr().Unmap(), clientUDPSize(m)
+	if out := u.stub.refuse(ip, m); out != nil {
+		return out
+	}
+	plan := u.stub.enr.Plan(m)
+	if out := u.stub.enr.resolveCached(m, plan, ip, size); out != nil {
+		return out
+	}
+	if u.inflight.Add(1) > maxUDPInFlight {
+		u.inflight.Add(-1)
+		return nil
+	}
+	u.handlers.Add(1)
+	go func() {
+		defer u.handlers.Done()
+		defer u.inflight.Add(-1)
+		u.send(u.stub.resolve(m, plan, ip, size), from)
+	}()
+	return nil
 }
 
 func (u *udpServer) send(out *dns.Msg, to netip.AddrPort) {
