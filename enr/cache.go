@@ -112,9 +112,24 @@ func cacheTTL(m *dns.Msg, maxTTL uint32) uint32 {
 }
 
 // get returns the cached message for k with its TTLs aged, or nil. The
-// message's sections are its own, but the records in them are shared with
-// other callers: copy a record before changing it.
+// message's header, question and additional section are its own; the
+// records, and the answer and authority arrays (capped, so append copies),
+// are shared with other callers: copy a record before changing it.
 func (c *cache) get(k cacheKey, now time.Time) *dns.Msg {
+	v := c.view(k, now)
+	if v == nil {
+		return nil
+	}
+	m := &dns.Msg{MsgHdr: v.MsgHdr, Compress: v.Compress}
+	m.Question = slices.Clone(v.Question)
+	m.Answer = v.Answer[:len(v.Answer):len(v.Answer)]
+	m.Ns = v.Ns[:len(v.Ns):len(v.Ns)]
+	m.Extra = slices.Clone(v.Extra)
+	return m
+}
+
+// view is get without the copy, for callers that only read the message.
+func (c *cache) view(k cacheKey, now time.Time) *dns.Msg {
 	if c == nil || c.max == 0 {
 		return nil
 	}
@@ -134,12 +149,7 @@ func (c *cache) get(k cacheKey, now time.Time) *dns.Msg {
 	}
 	v := e.view
 	c.mu.Unlock()
-	m := &dns.Msg{MsgHdr: v.MsgHdr, Compress: v.Compress}
-	m.Question = slices.Clone(v.Question)
-	m.Answer = slices.Clone(v.Answer)
-	m.Ns = slices.Clone(v.Ns)
-	m.Extra = slices.Clone(v.Extra)
-	return m
+	return v
 }
 
 // aged returns a copy of m with the TTLs of its answer and authority

@@ -164,7 +164,8 @@ func (e *ENR) resolveCached(query *dns.Msg, plan QueryPlan, requester netip.Addr
 	now := e.cfg.Now()
 	var side *dns.Msg
 	if plan.Kind == QueryA {
-		if side = e.cache.get(sideKey(plan.Name, plan.Type), now); side == nil {
+		// Answer only reads the side result.
+		if side = e.cache.view(sideKey(plan.Name, plan.Type), now); side == nil {
 			return nil
 		}
 	}
@@ -203,7 +204,7 @@ func (e *ENR) resolvePlanned(ctx context.Context, query *dns.Msg, plan QueryPlan
 	)
 	if plan.Kind == QueryA {
 		// A cached side result needs no goroutine.
-		if side = e.cache.get(sideKey(plan.Name, plan.Type), e.cfg.Now()); side == nil {
+		if side = e.cache.view(sideKey(plan.Name, plan.Type), e.cfg.Now()); side == nil {
 			wg.Go(func() { side, sideErr = e.Lookup(ctx, plan, netip.AddrPort{}) })
 		}
 	}
