@@ -213,11 +213,20 @@ func (ic *Interceptor) Query(pkt []byte) Result {
 	if !ic.opts.Synchronous && plan.Kind == QueryA && ic.enr.cfg.ATimeoutSynthesis > 0 && ic.opts.Inject != nil {
 		o.aTimer = time.AfterFunc(ic.enr.cfg.ATimeoutSynthesis, func() { ic.aTimeout(o) })
 	}
-	if !ic.opts.Synchronous {
+	// A cached side result is ready now: the response then never waits.
+	var side *dns.Msg
+	if !ic.opts.Synchronous && plan.Type != 0 {
+		side = ic.enr.cache.view(sideKey(plan.Name, plan.Type), now) // only read
+	}
+	if !ic.opts.Synchronous && side == nil {
 		ic.wg.Add(1) // under mu, so Close cannot be waiting yet
 	}
 	ic.mu.Unlock()
 
+	if side != nil {
+		ic.settleLookup(o, side)
+		return Result{}
+	}
 	if ic.opts.Synchronous {
 		ic.lookup(o)
 		return Result{}
@@ -235,6 +244,11 @@ func (ic *Interceptor) lookup(o *outstanding) {
 	if err != nil {
 		side = nil
 	}
+	ic.settleLookup(o, side)
+}
+
+// settleLookup records the side result of o and wakes whatever waits.
+func (ic *Interceptor) settleLookup(o *outstanding, side *dns.Msg) {
 	ic.mu.Lock()
 	o.done, o.side = true, side
 	waiters := o.waiters

@@ -306,6 +306,19 @@ func TestInterceptPendingAndLookupFailure(t *testing.T) {
 		t.Fatalf("answer %v", m)
 	}
 
+	// Asked again: the AAAA result is cached, so the response is decided
+	// at once, without a lookup.
+	asked := len(f.up.questions())
+	qa := query("slow.bih.test.", dns.TypeA)
+	qa.Id = 9
+	f.ic.Query(udp(app4, resolver4, packMsg(t, qa)))
+	r = f.ic.Response(udp(resolver4, app4, packMsg(t, reply(qa, dns.RcodeSuccess, nil, []string{soa}))), func(Result) {
+		t.Error("a cached lookup left the response pending")
+	})
+	if r.Verdict != Accept || r.Packet == nil || len(f.up.questions()) != asked {
+		t.Fatalf("with the AAAA cached: %+v, %d more upstream questions", r, len(f.up.questions())-asked)
+	}
+
 	// The AAAA lookup outlives the lookup timeout: untouched, counted.
 	f.up.delay = 2 * time.Second
 	q2 := query("never.bih.test.", dns.TypeA)
