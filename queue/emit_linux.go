@@ -42,6 +42,12 @@ type emitQueue struct {
 	sa6  []unix.RawSockaddrInet6
 	// cmsg holds one IPV6_PKTINFO per IPv6 message (nil: not used).
 	cmsg []byte
+
+	// sendFn is the sendmmsg call, made once (see Conn.recvFn).
+	sendFn func(fd uintptr) bool
+	start  int
+	sent   int
+	serr   syscall.Errno
 }
 
 // pktinfoSpace is one IPV6_PKTINFO control message.
@@ -91,6 +97,12 @@ func NewEmitter(cfg EmitterConfig) (*Emitter, error) {
 			return nil, fmt.Errorf("raw socket: set send timeout: %w", err)
 		}
 		q := &e.fam[i]
+		q.sendFn = func(fd uintptr) bool {
+			// Raw IPPROTO_RAW sockets never wait but for send buffer space.
+			r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&q.hdrs[q.start])), uintptr(q.n-q.start), 0, 0, 0)
+			q.sent, q.serr = int(r), e
+			return true
+		}
 		q.file = os.NewFile(uintptr(fd), "raw")
 		if q.rc, err = q.file.SyscallConn(); err != nil {
 			e.Close()
@@ -219,16 +231,11 @@ func (q *emitQueue) flush(v6 bool) (sent, failed int, last error) {
 			h.Namelen = unix.SizeofSockaddrInet4
 		}
 	}
-	for start := 0; start < q.n; {
-		var n int
-		var serr syscall.Errno
-		err := q.rc.Write(func(fd uintptr) bool {
-			r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&q.hdrs[start])), uintptr(q.n-start), 0, 0, 0)
-			n, serr = int(r), e
-			return true
-		})
+	for q.start = 0; q.start < q.n; {
+		err := q.rc.Write(q.sendFn)
+		n, serr := q.sent, q.serr
 		if err != nil { // socket closed
-			failed += q.n - start
+			failed += q.n - q.start
 			last = fmt.Errorf("sendmmsg: %w", err)
 			break
 		}
@@ -244,7 +251,7 @@ func (q *emitQueue) flush(v6 bool) (sent, failed int, last error) {
 		} else {
 			sent += n
 		}
-		start += n
+		q.start += n
 	}
 	clear(q.pkts[:q.n])
 	q.n = 0

@@ -84,6 +84,13 @@ type Conn struct {
 	hdrs  []unix.Mmsghdr
 	vbuf  []byte
 	seq   uint32
+
+	// The system calls of Receive and SetVerdicts as closures made once,
+	// with their arguments and results here: a closure made per call would
+	// be allocated per call (it escapes into RawConn).
+	recvFn, verdictFn func(fd uintptr) bool
+	rWant, rGot       int
+	rErr, vErr        syscall.Errno
 }
 
 const slotSize = 65536 + 4096 // a 64 KiB GSO packet plus netlink headers
@@ -126,6 +133,15 @@ func Open(cfg Config) (*Conn, error) {
 		c.hdrs[i].Hdr.SetIovlen(1)
 	}
 	c.vbuf = make([]byte, 0, cfg.Batch*(nlmsgHdrLen+nfgenHdrLen+nlaHdrLen+8))
+	c.recvFn = func(fd uintptr) bool {
+		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&c.hdrs[0])), uintptr(c.rWant), unix.MSG_WAITFORONE, 0, 0)
+		c.rGot, c.rErr = int(r), e
+		return true
+	}
+	c.verdictFn = func(fd uintptr) bool {
+		_, _, c.vErr = unix.Syscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&c.vbuf[0])), uintptr(len(c.vbuf)), 0, 0, 0)
+		return true
+	}
 	return c, nil
 }
 
@@ -284,16 +300,11 @@ func (c *Conn) Receive(pkts []Packet) (int, error) {
 	if want == 0 {
 		return 0, nil
 	}
-	var got int
-	var serr syscall.Errno
-	err := c.rc.Read(func(fd uintptr) bool {
-		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&c.hdrs[0])), uintptr(want), unix.MSG_WAITFORONE, 0, 0)
-		got, serr = int(r), e
-		return true
-	})
-	if err != nil {
+	c.rWant = want
+	if err := c.rc.Read(c.recvFn); err != nil {
 		return 0, err
 	}
+	got, serr := c.rGot, c.rErr
 	switch serr {
 	case 0:
 	case unix.EAGAIN, unix.EINTR, unix.ENOBUFS:
@@ -415,7 +426,13 @@ func (c *Conn) SetVerdicts(pkts []Packet, verdicts []uint32, allowBatch bool) er
 			c.vbuf = appendVerdict(c.vbuf, c.cfg.Num, nfqnlMsgVerdict, pkts[i].ID, verdicts[i])
 		}
 	}
-	return c.send(c.vbuf)
+	if err := c.rc.Write(c.verdictFn); err != nil {
+		return err
+	}
+	if c.vErr != 0 {
+		return c.vErr
+	}
+	return nil
 }
 
 // SetVerdict sends one verdict. Unlike SetVerdicts it may be called from any

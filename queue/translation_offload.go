@@ -11,16 +11,22 @@ import (
 // unfinished checksums, so its queue can ask the kernel for them.
 func (h *Translation) handlesOffloads() bool { return true }
 
-// segBufs holds scratch space for segments (headroom, headers, payload).
-var segBufs = sync.Pool{New: func() any {
-	b := make([]byte, translate.Headroom+128+0xffff)
-	return &b
+// segScratch is what cutting one super-packet needs, pooled so that the
+// data path allocates nothing.
+type segScratch struct {
+	buf  []byte // headroom, headers and payload of one segment
+	sp   Packet
+	sink copySink
+}
+
+var segScratches = sync.Pool{New: func() any {
+	return &segScratch{buf: make([]byte, translate.Headroom+128+0xffff)}
 }}
 
 // copySink hands packets on as unstable: segments share one scratch buffer.
 type copySink struct{ out Sink }
 
-func (s copySink) Add(pkt []byte, _ bool) error { return s.out.Add(pkt, false) }
+func (s *copySink) Add(pkt []byte, _ bool) error { return s.out.Add(pkt, false) }
 
 // offload prepares a packet that the kernel left unfinished: it completes
 // a pending transport checksum and cuts a TCP super-packet into segments
@@ -54,14 +60,15 @@ func (h *Translation) offload(p *Packet, out Sink) (verdict uint32, done bool) {
 		finishChecksum(pl)
 		return 0, false
 	}
-	bp := segBufs.Get().(*[]byte)
-	defer segBufs.Put(bp)
+	st := segScratches.Get().(*segScratch)
+	defer segScratches.Put(st)
+	st.sink.out = out
+	defer func() { st.sink.out = nil }()
 	verdict = Drop
 	first := true
-	sink := copySink{out}
-	n := segmentTCP(pl, off, end, seg, *bp, translate.Headroom, func(b []byte, o int) {
-		sp := Packet{ID: p.ID, HWProto: p.HWProto, Hook: p.Hook, Mark: p.Mark, InDev: p.InDev, OutDev: p.OutDev, Buf: b, Off: o}
-		if v := h.Handle(&sp, sink); first {
+	n := segmentTCP(pl, off, end, seg, st.buf, translate.Headroom, func(b []byte, o int) {
+		st.sp = Packet{ID: p.ID, HWProto: p.HWProto, Hook: p.Hook, Mark: p.Mark, InDev: p.InDev, OutDev: p.OutDev, Buf: b, Off: o}
+		if v := h.Handle(&st.sp, &st.sink); first {
 			verdict, first = v, false
 		}
 	})
