@@ -133,7 +133,8 @@ EOF
 	done
 } >"$WORK/resolver.conf"
 ip netns exec "$S" unbound -d -c "$WORK/resolver.conf" >"$WORK/resolver.out" 2>&1 &
-pids+=($!)
+resolver_pid=$!
+pids+=("$resolver_pid")
 
 # Unbound's dns64 module, in the host namespace like the stub, forwarding to
 # the same resolver (RFC 6147 with the well-known prefix, RFC 6052).
@@ -163,7 +164,8 @@ forward-zone:
 	forward-addr: $RESOLVER
 EOF
 ip netns exec "$H" unbound -d -c "$WORK/dns64.conf" >"$WORK/dns64.out" 2>&1 &
-pids+=($!)
+dns64_pid=$!
+pids+=("$dns64_pid")
 
 # Query files: the mix (an IPv4-only application asks A for every kind of
 # name) and the synthesized-only sets.
@@ -191,16 +193,24 @@ wait_dns $RESOLVER 53 "a1.$ZONE" A
 # namespace with no IPv4 route is asked as ::ffff:a.b.c.d, and fails).
 family() { [[ $1 == *:* ]] && echo inet6 || echo inet; }
 
-# dnsperf_run NAME ADDR PORT FILE RUN: one bounded dnsperf run; the
-# latency of every query is kept (-v) for the percentiles.
+cpu_ticks() { # utime+stime of PID in clock ticks (fields 14 and 15 of stat)
+	sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $12 + $13 }'
+}
+
+# dnsperf_run NAME ADDR PORT FILE RUN PID: one bounded dnsperf run; the
+# latency of every query is kept (-v) for the percentiles, and the CPU time
+# the server process PID spent during the run.
 dnsperf_run() {
-	local name=$1 addr=$2 port=$3 file=$4 r=$5
-	local d=$RAW/$name
+	local name=$1 addr=$2 port=$3 file=$4 r=$5 pid=$6
+	local d=$RAW/$name c0 c1
 	mkdir -p "$d"
+	c0=$(cpu_ticks "$pid")
 	run timeout $((T + 30)) ip netns exec "$H" dnsperf -f "$(family "$addr")" -s "$addr" -p "$port" -d "$file" -l "$T" \
 		-c "$CLIENTS" -q "$OUTSTANDING" -t 2 -v >"$WORK/v.txt" 2>"$d/run$r.err" || echo "dns bench: dnsperf $name run $r failed" >&2
 	# -v prints one line per answered query, its latency last; the summary
 	# (from "Statistics:") is kept whole.
+	c1=$(cpu_ticks "$pid")
+	echo "server_cpu_ticks=$((${c1:-0} - ${c0:-0}))" >"$d/run$r.env"
 	awk '/^> / { print $NF > "'"$d/run$r.lat"'"; next } { print }' "$WORK/v.txt" >"$d/run$r.txt"
 }
 
@@ -260,6 +270,7 @@ start_daemon() {
 	echo "clients=$CLIENTS"
 	echo "outstanding=$OUTSTANDING"
 	echo "resolver_threads=$(nproc)"
+	echo "clk_tck=$(getconf CLK_TCK)"
 } >"$RAW/meta.env"
 
 wait_dns $DNS64 $DNS64_PORT "a1.$ZONE" AAAA
@@ -272,25 +283,25 @@ warm synth-dns64 $DNS64 $DNS64_PORT "$WORK/synth-aaaa.txt"
 # started for its part of the round, and warmed up again.
 for r in $(seq 1 "$RUNS"); do
 	log "round $r/$RUNS: the resolver directly"
-	dnsperf_run direct $RESOLVER 53 "$WORK/mix.txt" "$r"
+	dnsperf_run direct $RESOLVER 53 "$WORK/mix.txt" "$r" "$resolver_pid"
 
 	log "round $r/$RUNS: stub mode (enr.Stub on [$STUB]:$STUB_PORT), mix and synthesized only"
 	start_stub "$r"
 	warm stub $STUB $STUB_PORT "$WORK/mix.txt"
-	dnsperf_run stub $STUB $STUB_PORT "$WORK/mix.txt" "$r"
-	dnsperf_run synth-stub $STUB $STUB_PORT "$WORK/synth-a.txt" "$r"
+	dnsperf_run stub $STUB $STUB_PORT "$WORK/mix.txt" "$r" "$stub_pid"
+	dnsperf_run synth-stub $STUB $STUB_PORT "$WORK/synth-a.txt" "$r" "$stub_pid"
 	echo "stub_hwm_kb_run$r=$(awk '/^VmHWM:/ { print $2 }' "/proc/$stub_pid/status" 2>/dev/null || echo 0)" >>"$RAW/meta.env"
 	[ "$r" != 1 ] || timeout 5 ip netns exec "$H" dig +short -p $STUB_PORT @$STUB "v6-1.$ZONE" A >"$RAW/stub-sample.txt" 2>&1 || true
 	stop_pid "$stub_pid"
 
 	log "round $r/$RUNS: Unbound dns64, synthesized only"
-	dnsperf_run synth-dns64 $DNS64 $DNS64_PORT "$WORK/synth-aaaa.txt" "$r"
+	dnsperf_run synth-dns64 $DNS64 $DNS64_PORT "$WORK/synth-aaaa.txt" "$r" "$dns64_pid"
 	[ "$r" != 1 ] || timeout 5 ip netns exec "$H" dig +short -p $DNS64_PORT @$DNS64 "a1.$ZONE" AAAA >"$RAW/dns64-sample.txt" 2>&1 || true
 
 	log "round $r/$RUNS: intercept mode (bih-nfq run, defaults)"
 	start_daemon "$r"
 	warm intercept $RESOLVER 53 "$WORK/mix.txt"
-	dnsperf_run intercept $RESOLVER 53 "$WORK/mix.txt" "$r"
+	dnsperf_run intercept $RESOLVER 53 "$WORK/mix.txt" "$r" "$daemon_pid"
 	timeout 10 ip netns exec "$H" "$BIN" status --socket "$sock" --json >"$RAW/daemon-status-run$r.json" || true
 	stop_pid "$daemon_pid"
 done

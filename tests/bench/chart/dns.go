@@ -23,15 +23,18 @@ var dnsCases = []struct{ Key, Name, Query string }{
 
 // DNSFigures is one DNS case: medians over the runs and every run's value.
 type DNSFigures struct {
-	Name    string    `json:"name"`
-	Queries string    `json:"queries"`
-	QPS     float64   `json:"qps"`
-	P50us   float64   `json:"p50_us"`
-	P90us   float64   `json:"p90_us"`
-	P99us   float64   `json:"p99_us"`
-	AvgUs   float64   `json:"avg_us"`
-	MaxUs   float64   `json:"max_us"`
-	LostPct float64   `json:"lost_pct"`
+	Name    string  `json:"name"`
+	Queries string  `json:"queries"`
+	QPS     float64 `json:"qps"`
+	P50us   float64 `json:"p50_us"`
+	P90us   float64 `json:"p90_us"`
+	P99us   float64 `json:"p99_us"`
+	AvgUs   float64 `json:"avg_us"`
+	MaxUs   float64 `json:"max_us"`
+	LostPct float64 `json:"lost_pct"`
+	// CPUus is the server process's CPU time (user + system) per answered
+	// query: the resolver, the stub, the daemon, Unbound dns64.
+	CPUus   float64   `json:"server_cpu_us_per_query"`
 	RunsQPS []float64 `json:"runs_qps"`
 	RunsP99 []float64 `json:"runs_p99_us,omitempty"`
 }
@@ -50,13 +53,14 @@ var (
 	dnsQPS     = regexp.MustCompile(`Queries per second:\s+([0-9.]+)`)
 	dnsSent    = regexp.MustCompile(`Queries sent:\s+(\d+)`)
 	dnsLost    = regexp.MustCompile(`Queries lost:\s+(\d+)`)
+	dnsDone    = regexp.MustCompile(`Queries completed:\s+(\d+)`)
 	dnsLatency = regexp.MustCompile(`Average Latency \(s\):\s+([0-9.]+) \(min ([0-9.]+), max ([0-9.]+)\)`)
 )
 
 // dnsperfRun is what one dnsperf run said.
 type dnsperfRun struct {
-	qps, lostPct, avgUs, maxUs float64
-	lat                        []float64 // µs, sorted; from -v
+	qps, lostPct, avgUs, maxUs, done float64
+	lat                              []float64 // µs, sorted; from -v
 }
 
 func readDnsperf(txt, lat string) (*dnsperfRun, error) {
@@ -77,6 +81,9 @@ func readDnsperf(txt, lat string) (*dnsperfRun, error) {
 		return nil, fmt.Errorf("%s: no query answered", txt)
 	}
 	r.lostPct = 100 * nl / ns
+	if d := dnsDone.FindStringSubmatch(s); d != nil {
+		r.done, _ = strconv.ParseFloat(d[1], 64)
+	}
 	avg, _ := strconv.ParseFloat(l[1], 64)
 	mx, _ := strconv.ParseFloat(l[3], 64)
 	r.avgUs, r.maxUs = avg*1e6, mx*1e6
@@ -114,8 +121,12 @@ func summarizeDNS(dir string) (*DNSSummary, error) {
 		return nil, nil
 	}
 	s := &DNSSummary{Date: meta["date"], Conditions: meta, Cases: map[string]*DNSFigures{}, Ratios: map[string]float64{}}
+	clk, ok := envFloat(meta, "clk_tck")
+	if !ok || clk <= 0 {
+		clk = 100
+	}
 	for _, c := range dnsCases {
-		var qps, p50, p90, p99, avg, mx, lost []float64
+		var qps, p50, p90, p99, avg, mx, lost, cpu []float64
 		for _, rd := range runFiles(filepath.Join(dir, c.Key)) {
 			r, err := readDnsperf(rd+".txt", rd+".lat")
 			if err != nil {
@@ -123,6 +134,11 @@ func summarizeDNS(dir string) (*DNSSummary, error) {
 				continue
 			}
 			qps = append(qps, r.qps)
+			if env, _ := readEnv(rd + ".env"); r.done > 0 {
+				if t, ok := envFloat(env, "server_cpu_ticks"); ok {
+					cpu = append(cpu, t/clk*1e6/r.done)
+				}
+			}
 			avg = append(avg, r.avgUs)
 			mx = append(mx, r.maxUs)
 			lost = append(lost, r.lostPct)
@@ -143,7 +159,7 @@ func summarizeDNS(dir string) (*DNSSummary, error) {
 		}
 		s.Cases[c.Key] = &DNSFigures{Name: c.Name, Queries: c.Query, QPS: median(qps), P50us: median(p50),
 			P90us: median(p90), P99us: median(p99), AvgUs: median(avg), MaxUs: slices.Max(mx),
-			LostPct: median(lost), RunsQPS: qps, RunsP99: p99}
+			LostPct: median(lost), CPUus: median(cpu), RunsQPS: qps, RunsP99: p99}
 	}
 	// dns.sh runs every case once per round: a ratio is the median of the
 	// rounds' ratios, each from runs minutes apart.
@@ -199,16 +215,16 @@ func runFiles(dir string) []string {
 // dnsTable is the DNS table and its targets, as Markdown.
 func dnsTable(s *DNSSummary) string {
 	var b strings.Builder
-	b.WriteString("| DNS path | queries | qps | p50 µs | p90 µs | p99 µs | avg µs | max µs | lost % |\n")
-	b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|--:|\n")
+	b.WriteString("| DNS path | queries | qps | p50 µs | p90 µs | p99 µs | avg µs | max µs | lost % | server CPU µs/query |\n")
+	b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, c := range dnsCases {
 		f := s.Cases[c.Key]
 		if f == nil {
-			fmt.Fprintf(&b, "| %s | %s | n/a | | | | | | |\n", c.Name, c.Query)
+			fmt.Fprintf(&b, "| %s | %s | n/a | | | | | | | |\n", c.Name, c.Query)
 			continue
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", f.Name, f.Queries, fmtNum(f.QPS, 0),
-			fmtNum(f.P50us, 0), fmtNum(f.P90us, 0), fmtNum(f.P99us, 0), fmtNum(f.AvgUs, 0), fmtNum(f.MaxUs, 0), fmtNum(f.LostPct, 2))
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", f.Name, f.Queries, fmtNum(f.QPS, 0),
+			fmtNum(f.P50us, 0), fmtNum(f.P90us, 0), fmtNum(f.P99us, 0), fmtNum(f.AvgUs, 0), fmtNum(f.MaxUs, 0), fmtNum(f.LostPct, 2), fmtNum(f.CPUus, 1))
 	}
 	b.WriteString("\n| target (issue 6) | this run | met |\n|---|---|---|\n")
 	for _, t := range s.Targets {
@@ -231,7 +247,8 @@ func dnsConditions(s *DNSSummary) string {
 		c["runs"], c["duration_s"], c["clients"], c["outstanding"])
 	fmt.Fprintf(&b, "- Names: %s A-only, %s dual-stack and %s AAAA-only, held in memory by the resolver (unbound, %s threads, in srv); the mix asks A for each, as an IPv4-only application does. "+
 		"Stub mode: enr.Stub with the daemon's defaults (tests/bench/dnsstub) on [::1]:53 in the host namespace. Intercept mode: `bih-nfq run` with its defaults, the queries going to the resolver. "+
-		"Unbound dns64: module-config \"dns64 iterator\", dns64-prefix 64:ff9b::/96, %s threads, on [::1]:5364 in the host namespace, forwarding to the same resolver.\n",
+		"Unbound dns64: module-config \"dns64 iterator\", dns64-prefix 64:ff9b::/96, %s threads, on [::1]:5364 in the host namespace, forwarding to the same resolver. "+
+		"Server CPU: utime+stime of the answering process during the run (the resolver; the stub; the daemon, whose resolver is also working; Unbound dns64) per answered query; kernel work charged to other tasks is not in it. On a shared machine it moves less than qps does.\n",
 		c["names_per_kind"], c["names_per_kind"], c["names_per_kind"], c["resolver_threads"], c["resolver_threads"])
 	return b.String()
 }

@@ -28,6 +28,10 @@ func writeDnsperf(t *testing.T, dir, c string, run int, qps float64, lat []float
 	if err := os.WriteFile(filepath.Join(d, fmt.Sprintf("run%d.txt", run)), []byte(txt), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	env := []byte("server_cpu_ticks=99\n") // 0.99 s at 100 ticks/s for 990 answers
+	if err := os.WriteFile(filepath.Join(d, fmt.Sprintf("run%d.env", run)), env, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	var b strings.Builder
 	for _, v := range lat {
 		fmt.Fprintf(&b, "%.6f\n", v)
@@ -73,6 +77,9 @@ func TestSummarizeDNS(t *testing.T) {
 	st := s.Cases["stub"]
 	if st.QPS != 150 || st.P50us != 50 || st.P99us != 99 || st.P90us != 90 || math.Abs(st.AvgUs-500) > 1e-6 || st.MaxUs != 4000 || st.LostPct != 1 {
 		t.Errorf("stub figures %+v", st)
+	}
+	if math.Abs(st.CPUus-1000) > 1e-6 {
+		t.Errorf("server CPU %v µs/query, want 1000", st.CPUus)
 	}
 	want := map[string]float64{"stub_over_direct": 0.8, "intercept_over_direct": 0.5, "synth_stub_over_unbound_dns64": 1}
 	for k, v := range want {
