@@ -20,6 +20,9 @@ const (
 	DefaultDNSNum  = 32
 	// DefaultRouterNum is the first router-mode translation queue.
 	DefaultRouterNum = 16
+	// DefaultUDPGSONum is the queue that gets UDP super-packets handed on
+	// by the translation queues (a verdict, no rule), cut by the kernel.
+	DefaultUDPGSONum = 33
 
 	// Set names the daemon needs, in rules: internal and external mode alike.
 	SetPool4   = "pool4"   // ip table: interval set of destination pool prefixes

@@ -294,6 +294,18 @@ func TestTranslationCutsSuperPackets(t *testing.T) {
 	if v := h.Handle(packetOf(u, true, false), &out); v != Drop || len(out.pkts) != 0 || h.Drops.Get(drop.TooBigAfterXlat) != 1 {
 		t.Fatalf("UDP super-packet: verdict %d, %d packets", v, len(out.pkts))
 	}
+	// With a queue to hand them to, they go there whole, uncounted.
+	h.Uncut = RequeueTo(33)
+	if v := h.Handle(packetOf(u, true, false), &out); v != 33<<16|3 || len(out.pkts) != 0 || h.Drops.Get(drop.TooBigAfterXlat) != 1 {
+		t.Fatalf("UDP super-packet with a udp-gso queue: verdict %#x, %d packets", v, len(out.pkts))
+	}
+	if !isRequeue(h.Uncut) || isRequeue(Accept) || isRequeue(Drop) || isRequeue(Pending) {
+		t.Fatal("isRequeue")
+	}
+	h.NoOffload = true
+	if h.handlesOffloads() {
+		t.Fatal("NoOffload handler asks for offloads")
+	}
 }
 
 func TestTranslationPassesWholeInbound(t *testing.T) {

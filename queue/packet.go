@@ -11,7 +11,17 @@ const (
 	// Pending means "not now": the handler keeps the packet and gives its
 	// verdict later (asynchronous DNS verdicts).
 	Pending uint32 = 0xffffffff
+
+	nfQueue uint32 = 3 // NF_QUEUE
 )
+
+// RequeueTo is the verdict that hands a packet on to queue num (NF_QUEUE
+// with the queue number in the upper 16 bits). A queue without the GSO flag
+// gets a super-packet cut by the kernel.
+func RequeueTo(num uint16) uint32 { return nfQueue | uint32(num)<<16 }
+
+// isRequeue reports whether v is a RequeueTo verdict.
+func isRequeue(v uint32) bool { return v != Pending && v&0xffff == nfQueue }
 
 // Packet is one packet received from a queue. Its payload aliases the
 // connection's receive buffer: the bytes before it (netlink headers already

@@ -23,6 +23,14 @@ type Translation struct {
 	// translation, which the ENR must see like any other answer (RFC 6535
 	// §2.3). The daemon emits them with a mark its DNS rules queue.
 	DNSAnswers func(pkt []byte) error
+	// Uncut is the verdict for super-packets this handler cannot cut
+	// itself (UDP GSO carries no datagram size): RequeueTo a queue without
+	// the GSO flag, whose handler gets them cut by the kernel. 0 drops them
+	// (counted as too_big_after_xlat).
+	Uncut uint32
+	// NoOffload keeps the GSO flag off this handler's queue: the kernel
+	// cuts super-packets before queueing.
+	NoOffload bool
 	// Stats counts this handler's translations; one per worker, so the
 	// atomics never bounce between cores.
 	Stats XlatStats

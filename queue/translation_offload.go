@@ -9,7 +9,7 @@ import (
 
 // handlesOffloads tells the worker that Translation takes super-packets and
 // unfinished checksums, so its queue can ask the kernel for them.
-func (h *Translation) handlesOffloads() bool { return true }
+func (h *Translation) handlesOffloads() bool { return !h.NoOffload }
 
 // segScratch is what cutting one super-packet needs, pooled so that the
 // data path allocates nothing.
@@ -41,7 +41,11 @@ func (h *Translation) offload(p *Packet, out Sink) (verdict uint32, done bool) {
 	off, proto, end, ok := transport(pl)
 	if !ok || proto != protoTCP || end-off < 20 {
 		// Only TCP has segments we can find again (a UDP super-packet's
-		// datagram size is not in the packet).
+		// datagram size is not in the packet): the kernel cuts the rest
+		// on the way to a queue without the GSO flag.
+		if h.Uncut != 0 {
+			return h.Uncut, true
+		}
 		h.Drops.Add(drop.TooBigAfterXlat)
 		return Drop, true
 	}

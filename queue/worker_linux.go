@@ -17,6 +17,7 @@ type Stats struct {
 	Accepted  atomic.Uint64
 	Dropped   atomic.Uint64
 	Pending   atomic.Uint64
+	Requeued  atomic.Uint64 // handed to another queue (RequeueTo)
 	Emitted   atomic.Uint64
 	EmitFails atomic.Uint64
 	Batches   atomic.Uint64
@@ -112,6 +113,10 @@ func (w *Worker) serve(pkts []Packet) error {
 		case Accept:
 			w.Stats.Accepted.Add(1)
 		default:
+			if isRequeue(v) {
+				w.Stats.Requeued.Add(1)
+				break
+			}
 			w.Stats.Dropped.Add(1)
 		}
 		w.settled = append(w.settled, pkts[i])

@@ -363,7 +363,8 @@ func (d *daemon) start(parent context.Context) error {
 			if err != nil {
 				return fmt.Errorf("translator: %w", err)
 			}
-			h := &queue.Translation{X: x, Drops: &d.drops, FailOpen: cfg.Queue.FailOpenTranslation, DNSAnswers: answers}
+			h := &queue.Translation{X: x, Drops: &d.drops, FailOpen: cfg.Queue.FailOpenTranslation, DNSAnswers: answers,
+				Uncut: queue.RequeueTo(uint16(cfg.Queue.UDPGSO))}
 			role := "translation"
 			if mode == config.RunRouter {
 				role = "router"
@@ -381,6 +382,7 @@ func (d *daemon) start(parent context.Context) error {
 			return err
 		}
 	}
+	uncut := xcfg
 	if cfg.RouterMode() {
 		rx, err := d.router.translateConfig(xcfg, d.mapper, d.host)
 		if err != nil {
@@ -389,6 +391,23 @@ func (d *daemon) start(parent context.Context) error {
 		if err := addXlat(cfg.Queue.Router, rx, config.RunRouter); err != nil {
 			return err
 		}
+		// The router's chain maps the host's addresses too.
+		uncut = rx
+	}
+	// UDP super-packets, handed on by the translation queues: this queue
+	// has no GSO flag, so the kernel cuts them into datagrams first.
+	{
+		x, err := translate.New(uncut)
+		if err != nil {
+			return fmt.Errorf("translator: %w", err)
+		}
+		h := &queue.Translation{X: x, Drops: &d.drops, FailOpen: cfg.Queue.FailOpenTranslation, DNSAnswers: answers,
+			NoOffload: true}
+		if err := d.addWorker(uint16(cfg.Queue.UDPGSO), h, "udp-gso", false, failOpenFlag(cfg.Queue.FailOpenTranslation)); err != nil {
+			return err
+		}
+		d.xlat = append(d.xlat, h)
+		d.xlatModes = append(d.xlatModes, cfg.Mode)
 	}
 	inject, err := d.newInjector(d.mark)
 	if err != nil {
@@ -474,7 +493,7 @@ func checkQueues(cfg config.Config, nq int) error {
 		key         string
 		first, size int
 	}
-	spans := []span{{"queue.dns", cfg.Queue.DNS, 1}}
+	spans := []span{{"queue.dns", cfg.Queue.DNS, 1}, {"queue.udp-gso", cfg.Queue.UDPGSO, 1}}
 	if cfg.HostMode() {
 		spans = append(spans, span{"queue.translation", cfg.Queue.Translation, nq})
 	}

@@ -75,6 +75,9 @@ type Queue struct {
 	// Router is the first router translation queue (router mode); there
 	// are as many as translation queues.
 	Router int `yaml:"router"`
+	// UDPGSO takes the UDP super-packets (GSO) the translation queues cannot
+	// cut themselves; the kernel cuts them on the way in.
+	UDPGSO int `yaml:"udp-gso"`
 	// FailOpenDNS lets DNS through untouched while the daemon is not
 	// reading its queue (stopped, or the queue full): names still resolve,
 	// only synthesis is lost.
@@ -121,7 +124,7 @@ func defaultNFT() NFT {
 }
 
 func defaultQueue() Queue {
-	return Queue{Translation: nft.DefaultXlatNum, DNS: nft.DefaultDNSNum, Router: nft.DefaultRouterNum, FailOpenDNS: true}
+	return Queue{Translation: nft.DefaultXlatNum, DNS: nft.DefaultDNSNum, Router: nft.DefaultRouterNum, UDPGSO: nft.DefaultUDPGSONum, FailOpenDNS: true}
 }
 
 func (d *Daemon) validate() error {
@@ -241,6 +244,9 @@ func (q *Queue) validate() error {
 	}
 	if q.DNS < 0 || q.DNS > 65535 {
 		return keyErr("queue.dns", "%d is not a queue number", q.DNS)
+	}
+	if q.UDPGSO < 0 || q.UDPGSO > 65535 {
+		return keyErr("queue.udp-gso", "%d is not a queue number", q.UDPGSO)
 	}
 	return nil
 }
