@@ -84,6 +84,9 @@ type Config struct {
 	// machine's own traffic passes untouched, and Source6 and Xlat are
 	// not used.
 	NoHost bool
+	// NoHostDNS leaves out the host-mode DNS rules: the machine's programs
+	// ask the ENR's stub resolver instead of being intercepted.
+	NoHostDNS bool
 	// Router, when set, adds the router-mode rules for the hosts behind
 	// the LAN links.
 	Router *Router

@@ -74,7 +74,7 @@ func Verify(cfg Config, opt Options) (*Ruleset, error) {
 		}
 		dnsSeen = dnsSeen || used[cfg.DNS.Num]
 	}
-	if !dnsSeen {
+	if !dnsSeen && (cfg.Router != nil || !cfg.NoHostDNS) {
 		errs = append(errs, fmt.Errorf("no rule queues to DNS queue %d", cfg.DNS.Num))
 	}
 	if err := errors.Join(errs...); err != nil {

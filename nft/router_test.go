@@ -106,3 +106,29 @@ func TestPrefixElements6(t *testing.T) {
 		t.Error("prefix reaching the top accepted")
 	}
 }
+
+// With the stub resolver (NoHostDNS) the host's DNS is not queued; router
+// DNS rules stay.
+func TestRenderNoHostDNS(t *testing.T) {
+	c := testConfig()
+	c.NoHostDNS = true
+	text, err := Render(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// ip: output and input; ip6: prerouting only.
+	if strings.Contains(text, "dns-") || strings.Count(text, "\tchain ") != 3 {
+		t.Fatalf("host DNS rules with the stub resolver:\n%s", text)
+	}
+	if !strings.Contains(text, `"bih-nfq:xlat-out"`) || !strings.Contains(text, `"bih-nfq:xlat-in"`) {
+		t.Fatalf("translation rules missing:\n%s", text)
+	}
+	c = routerConfig(false)
+	c.NoHostDNS = true
+	if text, err = Render(c); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(text, `"bih-nfq:dns-query"`) || !strings.Contains(text, `"bih-nfq:lan-dns-query"`) {
+		t.Fatalf("stub + router: want LAN DNS rules only:\n%s", text)
+	}
+}

@@ -106,15 +106,17 @@ func ruleset(cfg *Config) []tableSpec {
 		},
 		rules: []ruleSpec{own(chainOutput)},
 	}
+	hostDNS := !cfg.NoHost && !cfg.NoHostDNS
 	if !cfg.NoHost {
-		ip.rules = append(ip.rules,
-			// nft: ip daddr @pool4 counter queue num 0 comment "bih-nfq:xlat-out"
-			ruleSpec{chain: chainOutput, tag: "xlat-out", daddrSet: SetPool4, queue: &xl},
-			// nft: udp dport 53 counter queue num 32 bypass comment "bih-nfq:dns-query"
-			ruleSpec{chain: chainOutput, tag: "dns-query", dport: 53, queue: &dns})
+		// nft: ip daddr @pool4 counter queue num 0 comment "bih-nfq:xlat-out"
+		ip.rules = append(ip.rules, ruleSpec{chain: chainOutput, tag: "xlat-out", daddrSet: SetPool4, queue: &xl})
+	}
+	if hostDNS {
+		// nft: udp dport 53 counter queue num 32 bypass comment "bih-nfq:dns-query"
+		ip.rules = append(ip.rules, ruleSpec{chain: chainOutput, tag: "dns-query", dport: 53, queue: &dns})
 	}
 	ip.rules = append(ip.rules, own(chainInput))
-	if !cfg.NoHost {
+	if hostDNS {
 		// nft: udp sport 53 counter queue num 32 bypass comment "bih-nfq:dns-response"
 		ip.rules = append(ip.rules, ruleSpec{chain: chainInput, tag: "dns-response", sport: 53, queue: &dns})
 	}
@@ -139,12 +141,19 @@ func ruleset(cfg *Config) []tableSpec {
 			{chain: chainPrerouting, tag: "nd", daddr6: cfg.Source6, icmp6ND: true},
 			// nft: ip6 daddr 2001:db8::1 counter queue num 0 comment "bih-nfq:xlat-in"
 			{chain: chainPrerouting, tag: "xlat-in", daddr6: cfg.Source6, queue: &xl},
-			own(chainOutput),
-			// nft: udp dport 53 counter queue num 32 bypass comment "bih-nfq:dns-query"
-			{chain: chainOutput, tag: "dns-query", dport: 53, queue: &dns},
-			own(chainInput),
-			// nft: udp sport 53 counter queue num 32 bypass comment "bih-nfq:dns-response"
-			{chain: chainInput, tag: "dns-response", sport: 53, queue: &dns},
+		}
+		if hostDNS {
+			ip6.rules = append(ip6.rules,
+				own(chainOutput),
+				// nft: udp dport 53 counter queue num 32 bypass comment "bih-nfq:dns-query"
+				ruleSpec{chain: chainOutput, tag: "dns-query", dport: 53, queue: &dns},
+				own(chainInput),
+				// nft: udp sport 53 counter queue num 32 bypass comment "bih-nfq:dns-response"
+				ruleSpec{chain: chainInput, tag: "dns-response", sport: 53, queue: &dns})
+		} else {
+			// Without DNS rules the ip6 output and input chains would be
+			// empty: leave them out.
+			ip6.chains = ip6.chains[:1]
 		}
 	}
 	if r := cfg.Router; r != nil {

@@ -332,7 +332,18 @@ func (d *daemon) start(parent context.Context) error {
 	}
 	// A resolver the application reaches through translation is asked over
 	// IPv6 directly: the ENR's own packets are never translated.
-	up := viaMapper{enr.Upstream(&enr.DNSUpstream{Control: enr.MarkControl(d.mark)}), d.mapper}
+	inner := &enr.DNSUpstream{Control: enr.MarkControl(d.mark)}
+	var stub config.StubSettings
+	if cfg.DNS.Mode == config.DNSStub {
+		if stub, err = cfg.DNS.Stub(); err != nil {
+			return err
+		}
+		if inner, err = enr.NewUpstreamForStub(stub.Upstreams, "", stub.Listen, enr.MarkControl(d.mark)); err != nil {
+			return fmt.Errorf("dns.stub-upstreams: %w", err)
+		}
+	}
+	d.onUndo(inner.Close)
+	up := viaMapper{inner, d.mapper}
 	d.explicit = &explicitFirst{pool: d.pool}
 	if err := d.explicit.setMap(cfg.Translation.Map); err != nil {
 		return err
@@ -432,8 +443,9 @@ func (d *daemon) start(parent context.Context) error {
 		// queues, and the reordering cost many retransmits in the lab.
 		Xlat: nft.Queue{Num: uint16(cfg.Queue.Translation), Count: uint16(nq), CPUFanout: false,
 			Bypass: cfg.Queue.FailOpenTranslation},
-		DNS:    nft.Queue{Num: uint16(cfg.Queue.DNS), Count: 1, Bypass: cfg.Queue.FailOpenDNS},
-		NoHost: !cfg.HostMode(),
+		DNS:       nft.Queue{Num: uint16(cfg.Queue.DNS), Count: 1, Bypass: cfg.Queue.FailOpenDNS},
+		NoHost:    !cfg.HostMode(),
+		NoHostDNS: cfg.DNS.Mode == config.DNSStub,
 	}
 	if cfg.RouterMode() {
 		ncfg.Router = d.router.rules(nft.Queue{Num: uint16(cfg.Queue.Router), Count: uint16(nq),
@@ -479,6 +491,21 @@ func (d *daemon) start(parent context.Context) error {
 			return err
 		}
 		d.onUndo(func() error { stop(); return nil })
+	}
+	if cfg.DNS.Mode == config.DNSStub {
+		st, err := enr.NewStub(d.enr, enr.StubConfig{Listen: stub.Listen, AllowClients: stub.Allow})
+		if err != nil {
+			return fmt.Errorf("dns.stub-listen: %w", err)
+		}
+		if err := st.Start(); err != nil {
+			return fmt.Errorf("dns.stub-listen: %w", err)
+		}
+		d.onUndo(func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			return st.Shutdown(ctx)
+		})
+		d.log.Info("stub resolver listening", "addr", st.Addr(), "upstreams", inner.Servers)
 	}
 	// Synthesized answers cached before we ran point nowhere now (RFC 6535
 	// §2.3.4), and on exit they must go too.

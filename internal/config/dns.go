@@ -42,6 +42,64 @@ type DNS struct {
 	// PassThrough turns synthesis off: every query and answer passes
 	// untouched (what RFC 6535 §4.5 asks once native IPv4 is available).
 	PassThrough bool `yaml:"pass-through"`
+	// Mode is intercept (the programs' DNS packets are queued and
+	// rewritten in flight, RFC 6535 §2.3) or stub (a resolver on
+	// StubListen that the host's resolv.conf points at, RFC 6535
+	// Appendix A style).
+	Mode string `yaml:"mode"`
+	// StubListen is the stub's UDP and TCP address.
+	StubListen string `yaml:"stub-listen"`
+	// StubUpstreams are the resolvers the stub forwards to; empty: the
+	// nameservers of /etc/resolv.conf other than the stub itself.
+	StubUpstreams []string `yaml:"stub-upstreams"`
+	// StubAllowClients lists non-loopback client prefixes the stub serves;
+	// everyone else outside loopback gets REFUSED.
+	StubAllowClients []string `yaml:"stub-allow-clients"`
+}
+
+// DNS modes.
+const (
+	DNSIntercept = "intercept"
+	DNSStub      = "stub"
+)
+
+// StubSettings is the parsed stub part of the section.
+type StubSettings struct {
+	Listen    netip.AddrPort
+	Upstreams []netip.AddrPort
+	Allow     []netip.Prefix
+}
+
+// Stub parses the stub keys.
+func (d *DNS) Stub() (StubSettings, error) {
+	var st StubSettings
+	var err error
+	if st.Listen, err = netip.ParseAddrPort(d.StubListen); err != nil {
+		return st, keyErr("dns.stub-listen", "%q is not an address:port", d.StubListen)
+	}
+	for i, s := range d.StubUpstreams {
+		a, err := netip.ParseAddrPort(s)
+		if err != nil {
+			if ip, aerr := netip.ParseAddr(s); aerr == nil {
+				a, err = netip.AddrPortFrom(ip, 53), nil
+			}
+		}
+		if err != nil {
+			return st, keyErr(fmt.Sprintf("dns.stub-upstreams[%d]", i), "%q is not an address or address:port", s)
+		}
+		st.Upstreams = append(st.Upstreams, a)
+	}
+	for i, s := range d.StubAllowClients {
+		p, err := netip.ParsePrefix(s)
+		if err != nil || p.Masked() != p {
+			return st, keyErr(fmt.Sprintf("dns.stub-allow-clients[%d]", i), "%q is not a network prefix", s)
+		}
+		st.Allow = append(st.Allow, p)
+	}
+	if !st.Listen.Addr().IsLoopback() && len(st.Allow) == 0 {
+		return st, keyErr("dns.stub-listen", "%v is not a loopback address and dns.stub-allow-clients is empty (never an open resolver)", st.Listen)
+	}
+	return st, nil
 }
 
 // defaultDNS is enr.DefaultConfig in the file's terms.
@@ -56,6 +114,8 @@ func defaultDNS() DNS {
 		PoolErrorRcode:    dns.RcodeToString[e.PoolErrorRcode],
 		MaxOutstanding:    e.MaxOutstanding,
 		CacheEntries:      e.CacheEntries,
+		Mode:              DNSIntercept,
+		StubListen:        enr.DefaultStubListen.String(),
 	}
 }
 
@@ -154,6 +214,15 @@ func (d *DNS) validate() error {
 	}
 	if d.CacheEntries < 0 {
 		return keyErr("dns.cache-entries", "%d is negative (0 disables the cache)", d.CacheEntries)
+	}
+	switch d.Mode {
+	case DNSIntercept:
+	case DNSStub:
+		if _, err := d.Stub(); err != nil {
+			return err
+		}
+	default:
+		return keyErr("dns.mode", "%q: want intercept or stub", d.Mode)
 	}
 	return nil
 }
