@@ -34,7 +34,7 @@ func TestReadmeConfigIsTheDefault(t *testing.T) {
 		got.Translation.Map, want.Translation.Map = nil, nil
 	}
 	for _, c := range []*Config{&got, &want} {
-		for _, l := range []*[]string{&c.Router.LAN, &c.Router.Hosts, &c.Router.Map} {
+		for _, l := range []*[]string{&c.Router.LAN, &c.Router.Hosts, &c.Router.Map, &c.DNS.StubUpstreams, &c.DNS.StubAllowClients} {
 			if len(*l) == 0 {
 				*l = nil
 			}
