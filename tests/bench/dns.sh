@@ -88,7 +88,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-go build -o "$WORK/dnsstub" ./tests/bench/dnsstub
 go build -o "$WORK/chart" ./tests/bench/chart
 
 rm -rf "$RAW"
@@ -222,12 +221,26 @@ warm() {
 		-c "$CLIENTS" -q "$OUTSTANDING" -t 2 >>"$RAW/$name-warmup.txt" 2>&1 || true
 }
 
+# start_stub RUN: the daemon in stub mode (dns.mode: stub), forwarding to
+# the resolver; the host's DNS is not queued in this mode.
 start_stub() {
-	ip netns exec "$H" "$WORK/dnsstub" -listen "[$STUB]:$STUB_PORT" -upstream "[$RESOLVER]:53" -state-dir "$WORK/stub-state" \
-		${BENCH_DNS_PROFILE:+-cpuprofile "$RAW_ABS/stub-run$1.pprof"} >>"$RAW/stub.log" 2>&1 &
+	local sock=$WORK/stub.sock
+	cat >"$WORK/stub.yaml" <<EOF
+dns:
+  mode: stub
+  stub-listen: "[$STUB]:$STUB_PORT"
+  stub-upstreams: ["[$RESOLVER]:53"]
+EOF
+	if [ -n "${BENCH_DNS_PROFILE:-}" ]; then
+		export BIH_NFQ_CPUPROFILE=$RAW_ABS/stub-run$1.pprof BIH_NFQ_CPUPROFILE_AFTER=4s
+		export BIH_NFQ_CPUPROFILE_FOR=$((2 * T))s
+	fi
+	ip netns exec "$H" "$BIN" run --config "$WORK/stub.yaml" --state-dir "$WORK/stub-state" --status-socket "$sock" \
+		--metrics off >>"$RAW/stub.log" 2>&1 &
 	stub_pid=$!
 	pids+=("$stub_pid")
 	wait_dns $STUB $STUB_PORT "v6-1.$ZONE" A
+	unset BIH_NFQ_CPUPROFILE BIH_NFQ_CPUPROFILE_AFTER BIH_NFQ_CPUPROFILE_FOR
 }
 
 start_daemon() {
@@ -285,7 +298,7 @@ for r in $(seq 1 "$RUNS"); do
 	log "round $r/$RUNS: the resolver directly"
 	dnsperf_run direct $RESOLVER 53 "$WORK/mix.txt" "$r" "$resolver_pid"
 
-	log "round $r/$RUNS: stub mode (enr.Stub on [$STUB]:$STUB_PORT), mix and synthesized only"
+	log "round $r/$RUNS: stub mode (bih-nfq run, dns.mode stub, on [$STUB]:$STUB_PORT), mix and synthesized only"
 	start_stub "$r"
 	warm stub $STUB $STUB_PORT "$WORK/mix.txt"
 	dnsperf_run stub $STUB $STUB_PORT "$WORK/mix.txt" "$r" "$stub_pid"

@@ -246,7 +246,7 @@ func dnsConditions(s *DNSSummary) string {
 		"Ratios are medians of the rounds' ratios. Latency percentiles are of every answered query of a run (dnsperf -v); max is the largest of the runs.\n",
 		c["runs"], c["duration_s"], c["clients"], c["outstanding"])
 	fmt.Fprintf(&b, "- Names: %s A-only, %s dual-stack and %s AAAA-only, held in memory by the resolver (unbound, %s threads, in srv); the mix asks A for each, as an IPv4-only application does. "+
-		"Stub mode: enr.Stub with the daemon's defaults (tests/bench/dnsstub) on [::1]:53 in the host namespace. Intercept mode: `bih-nfq run` with its defaults, the queries going to the resolver. "+
+		"Stub mode: `bih-nfq run` with dns.mode stub on [::1]:53 in the host namespace, forwarding to the resolver. Intercept mode: `bih-nfq run` with its defaults, the queries going to the resolver. "+
 		"Unbound dns64: module-config \"dns64 iterator\", dns64-prefix 64:ff9b::/96, %s threads, on [::1]:5364 in the host namespace, forwarding to the same resolver. "+
 		"Server CPU: utime+stime of the answering process during the run (the resolver; the stub; the daemon, whose resolver is also working; Unbound dns64) per answered query; kernel work charged to other tasks is not in it. On a shared machine it moves less than qps does.\n",
 		c["names_per_kind"], c["names_per_kind"], c["names_per_kind"], c["resolver_threads"], c["resolver_threads"])
