@@ -1,6 +1,7 @@
 package enr
 
 import (
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -21,7 +22,8 @@ type cache struct {
 }
 
 type cacheKey struct {
-	name   string // lower case
+	server netip.AddrPort // side lookups: the resolver asked (zero: the default)
+	name   string         // lower case
 	qtype  uint16
 	qclass uint16
 	flags  uint8 // keyForwarded and the query bits that shape the answer
@@ -35,9 +37,11 @@ const (
 	keyEDNS
 )
 
-// sideKey is the key of the ENR's own AAAA/PTR lookups.
-func sideKey(name string, qtype uint16) cacheKey {
-	return cacheKey{name: strings.ToLower(name), qtype: qtype, qclass: dns.ClassINET}
+// sideKey is the key of the ENR's own AAAA/PTR lookups at server: two
+// resolvers may hold different views of a name (a router's LAN hosts may
+// use different ones), so one's answer never stands for another's.
+func sideKey(server netip.AddrPort, name string, qtype uint16) cacheKey {
+	return cacheKey{server: server, name: strings.ToLower(name), qtype: qtype, qclass: dns.ClassINET}
 }
 
 // forwardKey returns the key under which the answer to an application's

@@ -81,7 +81,7 @@ func (e *ENR) Lookup(ctx context.Context, plan QueryPlan, server netip.AddrPort)
 		return nil, errors.New("lookup: plan has no side lookup")
 	}
 	now := e.cfg.Now()
-	if m := e.cache.get(sideKey(plan.Name, plan.Type), now); m != nil {
+	if m := e.cache.get(sideKey(server, plan.Name, plan.Type), now); m != nil {
 		return m, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.LookupTimeout)
@@ -97,7 +97,7 @@ func (e *ENR) Lookup(ctx context.Context, plan QueryPlan, server netip.AddrPort)
 		e.counters.Add(drop.DNSUpstreamFailed)
 		return nil, fmt.Errorf("lookup %s %s: %w", plan.Name, dns.TypeToString[plan.Type], err)
 	}
-	e.cache.put(sideKey(plan.Name, plan.Type), resp, e.cfg.Now())
+	e.cache.put(sideKey(server, plan.Name, plan.Type), resp, e.cfg.Now())
 	return resp, nil
 }
 
@@ -165,7 +165,7 @@ func (e *ENR) resolveCached(query *dns.Msg, plan QueryPlan, requester netip.Addr
 	var side *dns.Msg
 	if plan.Kind == QueryA {
 		// Answer only reads the side result.
-		if side = e.cache.view(sideKey(plan.Name, plan.Type), now); side == nil {
+		if side = e.cache.view(sideKey(netip.AddrPort{}, plan.Name, plan.Type), now); side == nil {
 			return nil
 		}
 	}
@@ -204,7 +204,7 @@ func (e *ENR) resolvePlanned(ctx context.Context, query *dns.Msg, plan QueryPlan
 	)
 	if plan.Kind == QueryA {
 		// A cached side result needs no goroutine.
-		if side = e.cache.view(sideKey(plan.Name, plan.Type), e.cfg.Now()); side == nil {
+		if side = e.cache.view(sideKey(netip.AddrPort{}, plan.Name, plan.Type), e.cfg.Now()); side == nil {
 			wg.Go(func() { side, sideErr = e.Lookup(ctx, plan, netip.AddrPort{}) })
 		}
 	}

@@ -216,7 +216,7 @@ func (ic *Interceptor) Query(pkt []byte) Result {
 	// A cached side result is ready now: the response then never waits.
 	var side *dns.Msg
 	if !ic.opts.Synchronous && plan.Type != 0 {
-		side = ic.enr.cache.view(sideKey(plan.Name, plan.Type), now) // only read
+		side = ic.enr.cache.view(sideKey(o.key.resolver, plan.Name, plan.Type), now) // only read
 	}
 	if !ic.opts.Synchronous && side == nil {
 		ic.wg.Add(1) // under mu, so Close cannot be waiting yet
