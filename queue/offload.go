@@ -2,7 +2,8 @@ package queue
 
 import (
 	"encoding/binary"
-	"math/bits"
+
+	"github.com/bih-nfq/bih-nfq/translate"
 )
 
 // Offloads. With the queue's GSO flag (NFQA_CFG_F_GSO) the kernel hands
@@ -90,50 +91,12 @@ func finishChecksum(pkt []byte) bool {
 		}
 		field = 6
 	}
-	c := ^sum16(l4, 0)
+	c := ^translate.Sum(l4, 0)
 	if proto == protoUDP && c == 0 {
 		c = 0xffff // RFC 768: zero means "no checksum"
 	}
 	binary.BigEndian.PutUint16(l4[field:], c)
 	return true
-}
-
-// sum16 returns the folded ones' complement sum of b (RFC 1071), continuing
-// from initial, adding 64-bit words with carry.
-func sum16(b []byte, initial uint16) uint16 {
-	s := uint64(initial)
-	var c uint64
-	for len(b) >= 32 {
-		s, c = bits.Add64(s, binary.BigEndian.Uint64(b), c)
-		s, c = bits.Add64(s, binary.BigEndian.Uint64(b[8:]), c)
-		s, c = bits.Add64(s, binary.BigEndian.Uint64(b[16:]), c)
-		s, c = bits.Add64(s, binary.BigEndian.Uint64(b[24:]), c)
-		b = b[32:]
-	}
-	for len(b) >= 8 {
-		s, c = bits.Add64(s, binary.BigEndian.Uint64(b), c)
-		b = b[8:]
-	}
-	if len(b) >= 4 {
-		s, c = bits.Add64(s, uint64(binary.BigEndian.Uint32(b)), c)
-		b = b[4:]
-	}
-	if len(b) >= 2 {
-		s, c = bits.Add64(s, uint64(binary.BigEndian.Uint16(b)), c)
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		s, c = bits.Add64(s, uint64(b[0])<<8, c)
-	}
-	s += c
-	if s < c {
-		s++
-	}
-	s = (s >> 32) + (s & 0xffffffff)
-	s = (s >> 32) + (s & 0xffffffff)
-	s = (s >> 16) + (s & 0xffff)
-	s = (s >> 16) + (s & 0xffff)
-	return uint16(s)
 }
 
 // pseudoSum is the sum of the TCP/UDP pseudo-header of pkt for a transport
@@ -151,7 +114,7 @@ func pseudoSum(pkt []byte, proto uint8, n int) uint16 {
 	binary.BigEndian.PutUint16(b[l:], uint16(n>>16))
 	binary.BigEndian.PutUint16(b[l+2:], uint16(n))
 	b[l+5] = proto
-	return sum16(b[:l+6], 0)
+	return translate.Sum(b[:l+6], 0)
 }
 
 // segmentTCP cuts the TCP super-packet pkt (IPv4 or IPv6, its transport
@@ -194,7 +157,7 @@ func segmentTCP(pkt []byte, off, end, mss int, buf []byte, headroom int, emit fu
 			binary.BigEndian.PutUint16(b[2:], uint16(len(b)))
 			binary.BigEndian.PutUint16(b[4:], id+uint16(n))
 			binary.BigEndian.PutUint16(b[10:], 0)
-			binary.BigEndian.PutUint16(b[10:], ^sum16(b[:off], 0))
+			binary.BigEndian.PutUint16(b[10:], ^translate.Sum(b[:off], 0))
 		} else {
 			binary.BigEndian.PutUint16(b[4:], uint16(len(b)-40))
 		}
@@ -209,7 +172,7 @@ func segmentTCP(pkt []byte, off, end, mss int, buf []byte, headroom int, emit fu
 		}
 		th[13] = f
 		th[16], th[17] = 0, 0
-		binary.BigEndian.PutUint16(th[16:], ^sum16(th, pseudoSum(b, protoTCP, len(th))))
+		binary.BigEndian.PutUint16(th[16:], ^translate.Sum(th, pseudoSum(b, protoTCP, len(th))))
 		emit(buf[:headroom+len(b)], headroom)
 		n++
 	}

@@ -26,7 +26,7 @@ func tcp4(n int, flags byte, seq uint32) []byte {
 	p[8], p[9] = 64, protoTCP
 	copy(p[12:], local4)
 	copy(p[16:], remote4)
-	binary.BigEndian.PutUint16(p[10:], ^sum16(p[:20], 0))
+	binary.BigEndian.PutUint16(p[10:], ^translate.Sum(p[:20], 0))
 	th := p[20:]
 	binary.BigEndian.PutUint16(th[0:], 40000)
 	binary.BigEndian.PutUint16(th[2:], 5201)
@@ -39,7 +39,7 @@ func tcp4(n int, flags byte, seq uint32) []byte {
 	for i := range n {
 		th[32+i] = byte(i*7 + i>>8)
 	}
-	binary.BigEndian.PutUint16(th[16:], ^sum16(th, pseudoSum(p, protoTCP, len(th))))
+	binary.BigEndian.PutUint16(th[16:], ^translate.Sum(th, pseudoSum(p, protoTCP, len(th))))
 	return p
 }
 
@@ -50,7 +50,7 @@ func l4Valid(t *testing.T, pkt []byte) bool {
 	if !ok {
 		t.Fatalf("no transport header in % x", pkt[:min(len(pkt), 48)])
 	}
-	return sum16(pkt[off:end], pseudoSum(pkt, proto, end-off)) == 0xffff
+	return translate.Sum(pkt[off:end], pseudoSum(pkt, proto, end-off)) == 0xffff
 }
 
 // partial turns pkt's transport checksum into what CHECKSUM_PARTIAL leaves:
@@ -123,7 +123,7 @@ func TestSegmentTCP(t *testing.T) {
 		if got := len(s) - 52; got != wantLen || int(binary.BigEndian.Uint16(s[2:])) != len(s) {
 			t.Errorf("segment %d: %d payload bytes, total length %d", i, got, binary.BigEndian.Uint16(s[2:]))
 		}
-		if sum16(s[:20], 0) != 0xffff {
+		if translate.Sum(s[:20], 0) != 0xffff {
 			t.Errorf("segment %d: bad IPv4 header checksum", i)
 		}
 		if !l4Valid(t, s) {

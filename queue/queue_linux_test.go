@@ -241,7 +241,11 @@ func runQueue(t *testing.T, hold bool, count int) {
 	held := (count + 9) / 10 // every 10th packet, from the first
 	if hold {
 		// Held packets stay in the kernel queue: no later batch verdict
-		// settled them.
+		// settled them. The last batch's copies are emitted before its
+		// verdicts are sent, so give those verdicts a moment to land.
+		for end := time.Now().Add(2 * time.Second); queueTotal(t, ns, q) > held && time.Now().Before(end); {
+			time.Sleep(5 * time.Millisecond)
+		}
 		if n := queueTotal(t, ns, q); n != held {
 			t.Errorf("kernel holds %d packets in queue %d, want %d", n, q, held)
 		}

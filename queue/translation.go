@@ -114,15 +114,6 @@ func (h *Translation) Handle(p *Packet, out Sink) uint32 {
 // isDNSAnswer4 reports whether pkt is an unfragmented IPv4 UDP datagram
 // from port 53.
 func isDNSAnswer4(pkt []byte) bool {
-	if len(pkt) < 28 || pkt[0]>>4 != 4 || pkt[9] != 17 {
-		return false
-	}
-	if pkt[6]&0x3f != 0 || pkt[7] != 0 { // MF or fragment offset
-		return false
-	}
-	ihl := int(pkt[0]&0xf) * 4
-	if len(pkt) < ihl+8 {
-		return false
-	}
-	return pkt[ihl] == 0 && pkt[ihl+1] == 53
+	off, proto, end, ok := transport(pkt)
+	return ok && pkt[0]>>4 == 4 && proto == protoUDP && end-off >= 8 && pkt[off] == 0 && pkt[off+1] == 53
 }

@@ -5,41 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ "$(id -u)" != 0 ]; then
-	echo "make demo builds network namespaces: run it as root (sudo make demo)." >&2
-	exit 1
-fi
-missing=()
-for c in ip nft unbound curl ping getent; do
-	command -v "$c" >/dev/null || missing+=("$c")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-	echo "make demo needs: ${missing[*]}" >&2
-	echo "  apt-get install -y iproute2 nftables unbound curl iputils-ping libc-bin" >&2
-	exit 1
-fi
-
-export LAB=${LAB:-bihdemo}
-export LAB_STATE=${LAB_STATE:-/run/$LAB}
-BIN=${BIN:-bin/bih-nfq}
-[ -x "$BIN" ] || go build -o "$BIN" ./cmd/bih-nfq
+. scripts/demo-lib.sh
+demo_init demo bihdemo "iproute2 nftables unbound curl iputils-ping libc-bin" ip nft unbound curl ping getent
 HOST="ip netns exec $LAB-host"
-daemon=""
 
-cleanup() {
-	if [ -n "$daemon" ] && kill -0 "$daemon" 2>/dev/null; then
-		kill -TERM "$daemon" 2>/dev/null || true
-		for _ in $(seq 1 100); do kill -0 "$daemon" 2>/dev/null || break; sleep 0.1; done
-	fi
-	tests/lab/lab.sh down >/dev/null 2>&1 || true
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-show() { printf '$ %s\n' "$*"; "$@" 2>&1 | sed 's/^/  /'; }
-
-tests/lab/lab.sh down >/dev/null 2>&1 || true
 step "Building the lab: host (IPv6 only) — router — server (IPv6 only, DNS + web)"
 tests/lab/lab.sh up
 
@@ -49,22 +18,7 @@ show $HOST ip -6 -br addr show dev eth0
 show $HOST getent ahostsv4 web.test || true
 
 step "Starting bih-nfq on the host with its defaults"
-mkdir -p "$LAB_STATE/demo"
-$HOST "$BIN" run --state-dir "$LAB_STATE/demo/state" --status-socket "$LAB_STATE/demo/status.sock" \
-	--metrics off >"$LAB_STATE/demo/daemon.log" 2>&1 &
-daemon=$!
-for _ in $(seq 1 100); do
-	if $HOST "$BIN" status --socket "$LAB_STATE/demo/status.sock" --json 2>/dev/null | grep -q '"state":"running"'; then
-		break
-	fi
-	if ! kill -0 "$daemon" 2>/dev/null; then
-		echo "bih-nfq exited:" >&2
-		cat "$LAB_STATE/demo/daemon.log" >&2
-		exit 1
-	fi
-	sleep 0.1
-done
-sed 's/^/  /' "$LAB_STATE/demo/daemon.log"
+demo_start_daemon "$HOST"
 
 step "An IPv4-only lookup now gets a pool address mapped to the server's IPv6 address"
 show $HOST getent ahostsv4 web.test
@@ -80,9 +34,7 @@ step "bih-nfq status"
 show $HOST "$BIN" status --socket "$LAB_STATE/demo/status.sock" --mappings
 
 step "Stopping bih-nfq: it removes its rules, link and addresses"
-kill -TERM "$daemon"
-wait "$daemon" || true
-daemon=""
+demo_stop_daemon
 show $HOST nft list tables
 show $HOST ip -br link
 echo

@@ -47,6 +47,10 @@ func sumBytes(b []byte, initial uint16) uint16 {
 	return fold64(s)
 }
 
+// Sum is sumBytes for the packet path outside this package (completing
+// checksums the kernel left to offload, cutting super-packets).
+func Sum(b []byte, initial uint16) uint16 { return sumBytes(b, initial) }
+
 // fold64 folds a 64-bit ones' complement accumulator to 16 bits.
 func fold64(s uint64) uint16 {
 	s = (s >> 32) + (s & 0xffffffff)

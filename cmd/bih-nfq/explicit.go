@@ -15,7 +15,7 @@ import (
 // explicit table first) agree.
 type explicitFirst struct {
 	pool enr.Mapper
-	eam  atomic.Pointer[translate.EAMTable] // nil: none; replaced on SIGHUP
+	eam  atomic.Pointer[translate.EAMTable] // translation.map; replaced on SIGHUP
 }
 
 func (m *explicitFirst) MapIPv6(v6, requester netip.Addr, ttl time.Duration) (netip.Addr, error) {
@@ -37,17 +37,3 @@ func (m *explicitFirst) LookupIPv4(v4 netip.Addr) (netip.Addr, bool) {
 }
 
 func (m *explicitFirst) InPool(v4 netip.Addr) bool { return m.pool.InPool(v4) }
-
-// setMap installs the table of translation.map (nil or empty: none).
-func (m *explicitFirst) setMap(specs []string) error {
-	if len(specs) == 0 {
-		m.eam.Store(nil)
-		return nil
-	}
-	t, err := translate.ParseEAMTable(specs)
-	if err != nil {
-		return err
-	}
-	m.eam.Store(t)
-	return nil
-}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"slices"
 
@@ -114,11 +115,10 @@ func (r *routerSide) proxyCandidates(limit int) []netip.Addr {
 		return out
 	}
 	for _, h := range r.hosts {
-		first, last := h.Addr(), lastAddr(h)
-		if h.Bits() < 31 {
-			first, last = first.Next(), last.Prev()
-		}
-		for a := first; a.IsValid() && a.Compare(last) <= 0; a = a.Next() {
+		for a := h.Addr(); h.Contains(a); a = a.Next() {
+			if h.Bits() < 31 && (a == h.Addr() || !h.Contains(a.Next())) {
+				continue // the network and broadcast addresses
+			}
 			if len(out) >= limit {
 				return out
 			}
@@ -131,13 +131,6 @@ func (r *routerSide) proxyCandidates(limit int) []netip.Addr {
 		}
 	}
 	return out
-}
-
-func lastAddr(p netip.Prefix) netip.Addr {
-	a := p.Masked().Addr().As4()
-	n := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
-	n |= ^uint32(0) >> p.Bits()
-	return netip.AddrFrom4([4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)})
 }
 
 func (r *routerSide) hostnet() *hostnet.Router {
@@ -227,12 +220,9 @@ func (d *daemon) lanHosts() []LANHostStatus {
 	}
 	limit := d.pool.RequesterLimit()
 	out := make([]LANHostStatus, 0, len(count))
-	for a, n := range count {
+	for _, a := range slices.SortedFunc(maps.Keys(count), netip.Addr.Compare) {
 		v6, _ := d.router.host6(a)
-		out = append(out, LANHostStatus{IPv4: a.String(), IPv6: v6.String(), Mappings: n, Limit: limit})
+		out = append(out, LANHostStatus{IPv4: a.String(), IPv6: v6.String(), Mappings: count[a], Limit: limit})
 	}
-	slices.SortFunc(out, func(a, b LANHostStatus) int {
-		return netip.MustParseAddr(a.IPv4).Compare(netip.MustParseAddr(b.IPv4))
-	})
 	return out
 }

@@ -287,11 +287,13 @@ func (d *daemon) start(parent context.Context) error {
 	// Single-address explicit mappings inside a pool reserve their address,
 	// so the pool never hands it to another name (RFC 7757 §3.3: the
 	// explicit entry wins on the way back).
-	if tab, err := translate.ParseEAMTable(cfg.Translation.Map); err == nil {
-		for _, e := range tab.Entries() {
-			if e.V4.IsSingleIP() && e.V6.IsSingleIP() && slices.ContainsFunc(pools, func(p netip.Prefix) bool { return p.Contains(e.V4.Addr()) }) {
-				pcfg.Static = append(pcfg.Static, pool.StaticMapping{V4: e.V4.Addr(), V6: e.V6.Addr()})
-			}
+	eamTab, err := translate.ParseEAMTable(cfg.Translation.Map)
+	if err != nil {
+		return fmt.Errorf("translation.map: %w", err)
+	}
+	for _, e := range eamTab.Entries() {
+		if e.V4.IsSingleIP() && e.V6.IsSingleIP() && slices.ContainsFunc(pools, func(p netip.Prefix) bool { return p.Contains(e.V4.Addr()) }) {
+			pcfg.Static = append(pcfg.Static, pool.StaticMapping{V4: e.V4.Addr(), V6: e.V6.Addr()})
 		}
 	}
 	if d.pool, err = pool.New(pcfg); err != nil {
@@ -345,9 +347,7 @@ func (d *daemon) start(parent context.Context) error {
 	d.onUndo(inner.Close)
 	up := viaMapper{inner, d.mapper}
 	d.explicit = &explicitFirst{pool: d.pool}
-	if err := d.explicit.setMap(cfg.Translation.Map); err != nil {
-		return err
-	}
+	d.explicit.eam.Store(eamTab)
 	if d.enr, err = enr.New(ecfg, d.explicit, up, &d.drops); err != nil {
 		return fmt.Errorf("name resolver: %w", err)
 	}
@@ -368,17 +368,20 @@ func (d *daemon) start(parent context.Context) error {
 	if err != nil {
 		return err
 	}
-	addXlat := func(first int, xc translate.Config, mode string) error {
-		for i := range nq {
+	// addXlat adds n translation workers from queue first. The udp-gso
+	// queue's worker takes what the others hand on: its queue has no GSO
+	// flag, so the kernel cuts UDP super-packets into datagrams first.
+	addXlat := func(first, n int, xc translate.Config, mode, role string) error {
+		for i := range n {
 			x, err := translate.New(xc)
 			if err != nil {
 				return fmt.Errorf("translator: %w", err)
 			}
-			h := &queue.Translation{X: x, Drops: &d.drops, FailOpen: cfg.Queue.FailOpenTranslation, DNSAnswers: answers,
-				Uncut: queue.RequeueTo(uint16(cfg.Queue.UDPGSO))}
-			role := "translation"
-			if mode == config.RunRouter {
-				role = "router"
+			h := &queue.Translation{X: x, Drops: &d.drops, FailOpen: cfg.Queue.FailOpenTranslation, DNSAnswers: answers}
+			if role == "udp-gso" {
+				h.NoOffload = true
+			} else {
+				h.Uncut = queue.RequeueTo(uint16(cfg.Queue.UDPGSO))
 			}
 			if err := d.addWorker(uint16(first+i), h, role, false, failOpenFlag(cfg.Queue.FailOpenTranslation)); err != nil {
 				return err
@@ -389,7 +392,7 @@ func (d *daemon) start(parent context.Context) error {
 		return nil
 	}
 	if cfg.HostMode() {
-		if err := addXlat(cfg.Queue.Translation, xcfg, config.RunHost); err != nil {
+		if err := addXlat(cfg.Queue.Translation, nq, xcfg, config.RunHost, "translation"); err != nil {
 			return err
 		}
 	}
@@ -399,26 +402,14 @@ func (d *daemon) start(parent context.Context) error {
 		if err != nil {
 			return err
 		}
-		if err := addXlat(cfg.Queue.Router, rx, config.RunRouter); err != nil {
+		if err := addXlat(cfg.Queue.Router, nq, rx, config.RunRouter, "router"); err != nil {
 			return err
 		}
 		// The router's chain maps the host's addresses too.
 		uncut = rx
 	}
-	// UDP super-packets, handed on by the translation queues: this queue
-	// has no GSO flag, so the kernel cuts them into datagrams first.
-	{
-		x, err := translate.New(uncut)
-		if err != nil {
-			return fmt.Errorf("translator: %w", err)
-		}
-		h := &queue.Translation{X: x, Drops: &d.drops, FailOpen: cfg.Queue.FailOpenTranslation, DNSAnswers: answers,
-			NoOffload: true}
-		if err := d.addWorker(uint16(cfg.Queue.UDPGSO), h, "udp-gso", false, failOpenFlag(cfg.Queue.FailOpenTranslation)); err != nil {
-			return err
-		}
-		d.xlat = append(d.xlat, h)
-		d.xlatModes = append(d.xlatModes, cfg.Mode)
+	if err := addXlat(cfg.Queue.UDPGSO, 1, uncut, cfg.Mode, "udp-gso"); err != nil {
+		return err
 	}
 	inject, err := d.newInjector(d.mark)
 	if err != nil {
@@ -752,6 +743,11 @@ func (d *daemon) reload(path string) {
 		d.log.Error("SIGHUP: config not reloaded", "err", err)
 		return
 	}
+	newEAM, err := translate.ParseEAMTable(cfg.Translation.Map)
+	if err != nil {
+		d.log.Error("SIGHUP: config not reloaded", "err", err)
+		return
+	}
 
 	live := map[string]bool{"translation.map": true, "translation.pref64": true,
 		"dns.exclude-a": true, "dns.exclude-aaaa": true, "dns.pass-through": true}
@@ -812,17 +808,14 @@ func (d *daemon) reload(path string) {
 		changed = append(changed, "dns.pass-through", cfg.DNS.PassThrough)
 	}
 	dnsChanged := len(changed) > 0
-	mapChanged := !slices.Equal(eam(old.Translation), eam(cfg.Translation))
+	mapChanged := !slices.Equal(eam(old.Translation), newEAM.Entries())
 	if pref64 := cfg.Translation.Pref64; mapChanged || old.Translation.Pref64 != pref64 {
 		// The pool is the same member of the new chain: its flows go on.
 		if err := d.mapper.Store(mapper); err != nil {
 			d.log.Error("SIGHUP: static mappings not replaced", "err", err)
 		} else {
 			if mapChanged {
-				// Validated with the chain above.
-				if err := d.explicit.setMap(cfg.Translation.Map); err != nil {
-					d.log.Error("SIGHUP: explicit mappings not given to the ENR", "err", err)
-				}
+				d.explicit.eam.Store(newEAM)
 				changed = append(changed, "translation.map", cfg.Translation.Map)
 			}
 			if old.Translation.Pref64 != pref64 {

@@ -55,38 +55,13 @@ done
 UDP_BPS=$((UDP_PPS * UDP_LEN * 8))
 
 WORK=$(mktemp -d /tmp/bihbench.XXXXXX)
-tayga_pid="" daemon_pid="" topo_up="" child=""
+tayga_pid="" daemon_pid="" topo_up=""
 started=$(date +%s)
 
-# run CMD...: run a test command in the background and wait for it, so that
-# Ctrl-C is acted on at once (the INT trap runs as soon as `wait` returns)
-# instead of after the command ends.
-run() {
-	"$@" &
-	child=$!
-	local rc=0
-	wait "$child" || rc=$?
-	child=""
-	return $rc
-}
-
-stop_pid() { # stop_pid PID: TERM, up to 10 s, then KILL
-	local pid=$1
-	[ -n "$pid" ] || return 0
-	kill -0 "$pid" 2>/dev/null || return 0
-	kill -TERM "$pid" 2>/dev/null || true
-	for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-	kill -KILL "$pid" 2>/dev/null || true
-}
+. tests/bench/lib.sh
 
 cleanup() {
-	if [ -n "$child" ] && kill -0 "$child" 2>/dev/null; then
-		# A `timeout` wrapper: it leads its own process group (itself and
-		# the test command), which goes as a whole if TERM is not enough.
-		kill -TERM "$child" 2>/dev/null || true
-		for _ in $(seq 1 20); do kill -0 "$child" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL -- "-$child" 2>/dev/null || true
-	fi
+	stop_child
 	stop_pid "$daemon_pid"
 	stop_pid "$tayga_pid"
 	if [ -n "$topo_up" ]; then

@@ -52,32 +52,12 @@ done
 [ -x "$BIN" ] || die "$BIN missing (make build)"
 
 WORK=$(mktemp -d /tmp/bihdns.XXXXXX)
-pids=() topo_up="" child=""
+pids=() topo_up=""
 
-run() { # run CMD...: in the background, so Ctrl-C is acted on at once
-	"$@" &
-	child=$!
-	local rc=0
-	wait "$child" || rc=$?
-	child=""
-	return $rc
-}
-
-stop_pid() { # stop_pid PID: TERM, up to 10 s, then KILL
-	local pid=$1
-	[ -n "$pid" ] || return 0
-	kill -0 "$pid" 2>/dev/null || return 0
-	kill -TERM "$pid" 2>/dev/null || true
-	for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-	kill -KILL "$pid" 2>/dev/null || true
-}
+. tests/bench/lib.sh
 
 cleanup() {
-	if [ -n "$child" ] && kill -0 "$child" 2>/dev/null; then
-		kill -TERM "$child" 2>/dev/null || true
-		for _ in $(seq 1 20); do kill -0 "$child" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL -- "-$child" 2>/dev/null || true
-	fi
+	stop_child
 	local p
 	for p in "${pids[@]}"; do stop_pid "$p"; done
 	if [ -n "$topo_up" ]; then
