@@ -16,7 +16,8 @@ type Verdicter interface {
 // DNS hands the DNS queue's packets (UDP/53 queries leaving local programs,
 // their responses arriving) to the ENR interceptor (RFC 6535 §2.3) and
 // carries out its decisions. A rewritten response replaces the original
-// through the verdict itself; answers the ENR originates are injected.
+// through the verdict itself (Packet.Replace, or Verdicts for a late one);
+// answers the ENR originates are injected.
 type DNS struct {
 	ENR *enr.Interceptor
 	// Verdicts settles packets later: responses held while the ENR's AAAA
@@ -68,13 +69,15 @@ func (h *DNS) Handle(p *Packet, out Sink) uint32 {
 			h.Stats.Untouched.Add(1)
 			return Accept
 		}
-		h.Stats.Rewritten.Add(1)
-		if err := h.Verdicts.SetVerdictPayload(p.ID, Accept, r.Packet); err != nil {
+		if len(r.Packet) > MaxReplace {
 			// The original still answers the program, untouched.
 			h.Stats.VerdictErrors.Add(1)
 			return Accept
 		}
-		return Pending // settled just now, with the new payload
+		h.Stats.Rewritten.Add(1)
+		// The worker's verdict datagram carries the new bytes.
+		p.Replace = r.Packet
+		return Accept
 	}
 }
 

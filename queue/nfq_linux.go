@@ -407,33 +407,73 @@ func appendVerdict(dst []byte, q uint16, typ uint16, id, verdict uint32) []byte 
 	return dst
 }
 
-// SetVerdicts sends the verdicts for pkts[i] (verdicts[i]) in one sendmsg.
-// When every verdict is the same and the IDs are consecutive, one
-// NFQNL_MSG_VERDICT_BATCH covers them all; otherwise one message each, still
-// in one datagram. A batch verdict covers every id up to the last, so callers
-// holding a packet back (asynchronous verdicts) must not use batches on that
-// queue: set allowBatch false.
-func (c *Conn) SetVerdicts(pkts []Packet, verdicts []uint32, allowBatch bool) error {
-	if len(pkts) == 0 {
-		return nil
+// maxVerdictDatagram bounds one verdict datagram: the kernel refuses a
+// datagram larger than the socket's send buffer (212992 bytes by default),
+// which a batch of large replaced payloads could exceed.
+const maxVerdictDatagram = 128 << 10
+
+var zeroPad [4]byte
+
+// appendVerdictPayload appends one NFQNL_MSG_VERDICT for packet id to dst,
+// with payload as the packet's new bytes (NFQA_PAYLOAD) when not nil.
+func appendVerdictPayload(dst []byte, q uint16, id, verdict uint32, payload []byte) []byte {
+	off := len(dst)
+	dst = appendVerdict(dst, q, nfqnlMsgVerdict, id, verdict)
+	if payload == nil {
+		return dst
 	}
-	c.vbuf = c.vbuf[:0]
-	same := allowBatch
+	n := nlaHdrLen + len(payload)
+	dst = binary.NativeEndian.AppendUint16(dst, uint16(n))
+	dst = binary.NativeEndian.AppendUint16(dst, nfqaPayload)
+	dst = append(dst, payload...)
+	dst = append(dst, zeroPad[:align4(n)-n]...)
+	binary.NativeEndian.PutUint32(dst[off:off+4], uint32(len(dst)-off))
+	return dst
+}
+
+// appendVerdicts appends to dst the verdicts for pkts[i] (verdicts[i]), as
+// many as fit in one datagram (at least one), and returns how many it took.
+// When every verdict is the same, no packet has a Replace and the IDs are
+// consecutive, one NFQNL_MSG_VERDICT_BATCH covers them all (allowBatch);
+// otherwise one message each, with its payload when replaced.
+func appendVerdicts(dst []byte, q uint16, pkts []Packet, verdicts []uint32, allowBatch bool) ([]byte, int) {
+	same := allowBatch && len(pkts) > 1 && pkts[0].Replace == nil
 	for i := 1; same && i < len(pkts); i++ {
-		same = verdicts[i] == verdicts[0] && pkts[i].ID == pkts[i-1].ID+1
+		same = verdicts[i] == verdicts[0] && pkts[i].ID == pkts[i-1].ID+1 && pkts[i].Replace == nil
 	}
-	if same && len(pkts) > 1 {
-		c.vbuf = appendVerdict(c.vbuf, c.cfg.Num, nfqnlMsgVerdictBatch, pkts[len(pkts)-1].ID, verdicts[0])
-	} else {
-		for i := range pkts {
-			c.vbuf = appendVerdict(c.vbuf, c.cfg.Num, nfqnlMsgVerdict, pkts[i].ID, verdicts[i])
+	if same {
+		return appendVerdict(dst, q, nfqnlMsgVerdictBatch, pkts[len(pkts)-1].ID, verdicts[0]), len(pkts)
+	}
+	start := len(dst)
+	for i := range pkts {
+		r := pkts[i].Replace
+		if len(r) > MaxReplace {
+			r = nil // cannot be carried: the original goes on
 		}
+		if i > 0 && len(dst)-start+verdictMsgLen+nlaHdrLen+len(r) > maxVerdictDatagram {
+			return dst, i
+		}
+		dst = appendVerdictPayload(dst, q, pkts[i].ID, verdicts[i], r)
 	}
-	if err := c.rc.Write(c.verdictFn); err != nil {
-		return err
-	}
-	if c.vErr != 0 {
-		return c.vErr
+	return dst, len(pkts)
+}
+
+// SetVerdicts sends the verdicts for pkts[i] (verdicts[i]), with the new
+// bytes of the packets that have a Replace, in one sendmsg (more only when
+// the replaced payloads are large). A batch verdict covers every id up to
+// the last, so callers holding a packet back (asynchronous verdicts) must
+// not use batches on that queue: set allowBatch false.
+func (c *Conn) SetVerdicts(pkts []Packet, verdicts []uint32, allowBatch bool) error {
+	for len(pkts) > 0 {
+		var n int
+		c.vbuf, n = appendVerdicts(c.vbuf[:0], c.cfg.Num, pkts, verdicts, allowBatch)
+		if err := c.rc.Write(c.verdictFn); err != nil {
+			return err
+		}
+		if c.vErr != 0 {
+			return c.vErr
+		}
+		pkts, verdicts = pkts[n:], verdicts[n:]
 	}
 	return nil
 }
@@ -447,16 +487,14 @@ func (c *Conn) SetVerdict(id, verdict uint32) error {
 
 // SetVerdictPayload gives packet id its verdict and replaces its bytes with
 // payload (NFQA_PAYLOAD: the kernel re-reads lengths and, for a changed
-// packet, its conntrack adjusts). Any goroutine may call it; it allocates
-// (DNS rates, not the translation path).
+// packet, its conntrack adjusts). Any goroutine may call it; it allocates,
+// so the worker's own verdicts use Packet.Replace instead.
 func (c *Conn) SetVerdictPayload(id, verdict uint32, payload []byte) error {
-	if len(payload) > 0xffff-nlaHdrLen {
+	if len(payload) > MaxReplace {
 		return fmt.Errorf("verdict payload of %d bytes is too large", len(payload))
 	}
-	b := appendVerdict(make([]byte, 0, verdictMsgLen+nlaHdrLen+align4(len(payload))), c.cfg.Num, nfqnlMsgVerdict, id, verdict)
-	b = append(b, attr(nfqaPayload, payload)...)
-	binary.NativeEndian.PutUint32(b[0:4], uint32(len(b)))
-	return c.send(b)
+	b := make([]byte, 0, verdictMsgLen+nlaHdrLen+align4(len(payload)))
+	return c.send(appendVerdictPayload(b, c.cfg.Num, id, verdict, payload))
 }
 
 func (c *Conn) send(b []byte) error {

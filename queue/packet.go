@@ -23,6 +23,10 @@ func RequeueTo(num uint16) uint32 { return nfQueue | uint32(num)<<16 }
 // isRequeue reports whether v is a RequeueTo verdict.
 func isRequeue(v uint32) bool { return v != Pending && v&0xffff == nfQueue }
 
+// MaxReplace is the largest Packet.Replace a verdict carries: a netlink
+// attribute's length, its 4-byte header included, is 16 bits.
+const MaxReplace = 0xffff - 4
+
 // Packet is one packet received from a queue. Its payload aliases the
 // connection's receive buffer: the bytes before it (netlink headers already
 // parsed) are free headroom, so a handler may grow the packet in place.
@@ -40,6 +44,11 @@ type Packet struct {
 	// Buf is the receive slot; the payload is Buf[Off:].
 	Buf []byte
 	Off int
+
+	// Replace, when not nil, goes with an Accept verdict as the packet's new
+	// bytes (NFQA_PAYLOAD), in the worker's verdict datagram. It must stay
+	// valid until the batch's verdicts are sent.
+	Replace []byte
 }
 
 // Payload returns the packet bytes.

@@ -331,10 +331,13 @@ func TestOpenBusyQueue(t *testing.T) {
 }
 
 // mangle answers each queued UDP datagram "ping N" by accepting it with the
-// payload "PONG N, rewritten" (longer), from another goroutine, through the
-// verdict alone.
+// payload "PONG N, rewritten" (longer), through the verdict alone: from
+// another goroutine (late), or in the worker's verdict datagram (Replace),
+// or each in turn (mixed).
 type mangle struct {
 	conn *Conn
+	mode string
+	n    int
 	wg   sync.WaitGroup
 }
 
@@ -359,6 +362,11 @@ func (h *mangle) Handle(p *Packet, _ Sink) uint32 {
 	ph[9] = unix.IPPROTO_UDP
 	binary.BigEndian.PutUint16(ph[10:12], uint16(len(udp)))
 	binary.BigEndian.PutUint16(udp[6:8], csum(udp, sum(ph[:], 0)))
+	h.n++
+	if h.mode == "replace" || h.mode == "mixed" && h.n%2 == 0 {
+		p.Replace = nb
+		return Accept
+	}
 	id := p.ID
 	h.wg.Add(1)
 	go func() {
@@ -371,6 +379,12 @@ func (h *mangle) Handle(p *Packet, _ Sink) uint32 {
 }
 
 func TestQueueVerdictReplacesPayload(t *testing.T) {
+	for _, mode := range []string{"late", "replace", "mixed"} {
+		t.Run(mode, func(t *testing.T) { testVerdictReplacesPayload(t, mode) })
+	}
+}
+
+func testVerdictReplacesPayload(t *testing.T, mode string) {
 	ns := testNS(t)
 	const q = 8
 	steerMatch(t, ns, q, []expr.Any{
@@ -388,7 +402,8 @@ func TestQueueVerdictReplacesPayload(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer em.Close()
-	h := &mangle{conn: conn}
+	defer conn.Close()
+	h := &mangle{conn: conn, mode: mode}
 	w := &Worker{Conn: conn, Emitter: em, Handler: h, Async: true}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
