@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -29,6 +30,11 @@ type Emitter struct {
 	sent, failed uint64
 	// LastErr is the most recent send error, for logs.
 	LastErr error
+
+	// tun is the TUN link's descriptor for whole super-packets, -1 if none.
+	tun  int
+	vhdr [virtioNetHdrLen]byte
+	wiov [2]unix.Iovec
 }
 
 type emitQueue struct {
@@ -58,6 +64,10 @@ type EmitterConfig struct {
 	Mark  uint32 // SO_MARK on every socket
 	Batch int    // packets per family per flush (default 128)
 	NetNS int    // network namespace fd, 0 for the current one
+	// TUN, when set, takes IPv6 TCP super-packets whole (AddWhole): a TUN
+	// link opened with a virtio-net header (IFF_VNET_HDR) whose packets the
+	// kernel forwards. Shared by every Emitter; the caller closes it.
+	TUN *os.File
 }
 
 // NewEmitter opens the two raw sockets. It needs CAP_NET_RAW and, for the
@@ -66,7 +76,18 @@ func NewEmitter(cfg EmitterConfig) (*Emitter, error) {
 	if cfg.Batch <= 0 {
 		cfg.Batch = 128
 	}
-	e := &Emitter{arena: make([]byte, cfg.Batch*2*2048)}
+	e := &Emitter{arena: make([]byte, cfg.Batch*2*2048), tun: -1}
+	if cfg.TUN != nil {
+		rc, err := cfg.TUN.SyscallConn()
+		if err != nil {
+			return nil, fmt.Errorf("TUN writer: %w", err)
+		}
+		// The descriptor is only written with blocking system calls of our
+		// own (a TUN write never waits); it must outlive the Emitter.
+		if err := rc.Control(func(fd uintptr) { e.tun = int(fd) }); err != nil {
+			return nil, fmt.Errorf("TUN writer: %w", err)
+		}
+	}
 	for i, af := range []int{unix.AF_INET, unix.AF_INET6} {
 		open := func() (int, error) {
 			return unix.Socket(af, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
@@ -256,6 +277,56 @@ func (q *emitQueue) flush(v6 bool) (sent, failed int, last error) {
 	clear(q.pkts[:q.n])
 	q.n = 0
 	return sent, failed, last
+}
+
+// virtio_net_hdr (include/uapi/linux/virtio_net.h), which a TUN link opened
+// with IFF_VNET_HDR takes in front of every packet.
+const (
+	virtioNetHdrLen       = 10
+	virtioNetHdrNeedsCsum = 1 // VIRTIO_NET_HDR_F_NEEDS_CSUM
+	virtioNetHdrGSOTCPv6  = 4 // VIRTIO_NET_HDR_GSO_TCPV6
+)
+
+// errNoWhole is AddWhole's answer without a TUN link.
+var errNoWhole = errors.New("emit: no TUN link for whole super-packets")
+
+// AddWhole writes the IPv6 TCP super-packet pkt (no extension headers, its
+// TCP checksum holding the pseudo-header sum) into the TUN link with a
+// virtio-net header asking for segments of seg payload bytes and their
+// checksums: the kernel forwards it whole and cuts it as late as the
+// outgoing device allows. Packets queued before it are sent first, so a
+// flow keeps its order.
+func (e *Emitter) AddWhole(pkt []byte, seg int) error {
+	if e.tun < 0 {
+		return errNoWhole
+	}
+	if len(pkt) < 60 || pkt[0]>>4 != 6 || pkt[6] != protoTCP || seg <= 0 || seg > 0xffff {
+		return ErrBadPacket
+	}
+	thl := int(pkt[52]>>4) * 4
+	e.Flush()
+	h := e.vhdr[:]
+	h[0] = virtioNetHdrNeedsCsum
+	h[1] = virtioNetHdrGSOTCPv6
+	binary.NativeEndian.PutUint16(h[2:], uint16(40+thl)) // hdr_len
+	binary.NativeEndian.PutUint16(h[4:], uint16(seg))    // gso_size
+	binary.NativeEndian.PutUint16(h[6:], 40)             // csum_start
+	binary.NativeEndian.PutUint16(h[8:], 16)             // csum_offset
+	e.wiov[0].Base, e.wiov[1].Base = &h[0], &pkt[0]
+	e.wiov[0].SetLen(len(h))
+	e.wiov[1].SetLen(len(pkt))
+	for {
+		_, _, errno := unix.Syscall(unix.SYS_WRITEV, uintptr(e.tun), uintptr(unsafe.Pointer(&e.wiov[0])), 2)
+		switch errno {
+		case 0:
+			e.sent++
+			return nil
+		case unix.EINTR:
+			continue
+		}
+		e.LastErr = fmt.Errorf("TUN write: %w", errno)
+		return e.LastErr
+	}
 }
 
 // Close closes both sockets.

@@ -42,6 +42,9 @@ type XlatStats struct {
 	Packets4to6, Bytes4to6 atomic.Uint64
 	Packets6to4, Bytes6to4 atomic.Uint64
 	Errors4, Errors6       atomic.Uint64 // generated toward the IPv4 / IPv6 side
+	// Whole counts IPv4 TCP super-packets that left as one IPv6 packet
+	// for the kernel to cut (WholeSink); their segments are in Packets4to6.
+	Whole atomic.Uint64
 }
 
 // Handle implements Handler.

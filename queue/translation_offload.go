@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"encoding/binary"
 	"sync"
 
 	"github.com/bih-nfq/bih-nfq/internal/drop"
@@ -54,6 +55,11 @@ func (h *Translation) offload(p *Packet, out Sink) (verdict uint32, done bool) {
 	var seg int
 	if pl[0]>>4 == 4 {
 		seg = segmentSize(pl, off, thl, mtu6)
+		if ws, ok := out.(WholeSink); ok && end-off-thl > seg && wholeable(pl, off) {
+			if v, done := h.whole(p, ws, seg, end-off-thl, thl); done {
+				return v, true
+			}
+		}
 	} else {
 		// IPv6 → IPv4: the local stack (host mode) takes the whole packet,
 		// like one from GRO; a smaller IPv4 next hop gets segments.
@@ -81,4 +87,55 @@ func (h *Translation) offload(p *Packet, out Sink) (verdict uint32, done bool) {
 		return Drop, true
 	}
 	return verdict, true
+}
+
+// WholeSink is a Sink that also takes translated IPv6 TCP super-packets
+// whole, for the kernel to cut into segments of seg payload bytes (the
+// Emitter, when it has the TUN link's writer).
+type WholeSink interface {
+	Sink
+	AddWhole(pkt []byte, seg int) error
+}
+
+// wholeable reports whether the IPv4 TCP super-packet pkt (TCP header at
+// off) may leave whole: DF set and unfragmented (as the local stack sends
+// them), a TTL that the forward path's decrement can be made up for, and no
+// CWR, which only the first segment may carry.
+func wholeable(pkt []byte, off int) bool {
+	return pkt[6]&0x40 != 0 && binary.BigEndian.Uint16(pkt[6:])&0x3fff == 0 &&
+		pkt[8] < 255 && pkt[off+13]&tcpFlagCWR == 0
+}
+
+// whole translates the IPv4 TCP super-packet p as one IPv6 packet and hands
+// it to out whole: one write instead of a translation, a copy and a send per
+// segment. The kernel forwards it from the TUN link, so the hop limit gets
+// one more for the forward path's decrement (RFC 6535 §2.3: the host
+// translator is not a hop). done false leaves p untouched, to be cut: the
+// translator refuses before it changes anything, and per segment it refuses
+// (or answers with an ICMPv4 error) the same way.
+func (h *Translation) whole(p *Packet, out WholeSink, seg, data, thl int) (verdict uint32, done bool) {
+	r := h.X.Translate4to6GSO(p.Buf, p.Off, seg)
+	if r.Action != translate.Translated || len(r.Packets) != 1 {
+		return 0, false
+	}
+	pkt := r.Packets[0]
+	pkt[7]++
+	err := out.AddWhole(pkt, seg)
+	if err != nil {
+		// Cut the translation instead: the same segments, through out.
+		pkt[7]--
+		st := segScratches.Get().(*segScratch)
+		defer segScratches.Put(st)
+		segmentTCP(pkt, 40, len(pkt), seg, st.buf, translate.Headroom, func(b []byte, o int) {
+			if out.Add(b[o:], false) != nil {
+				h.Drops.Add(drop.EmitFailed)
+			}
+		})
+	} else {
+		h.Stats.Whole.Add(1)
+	}
+	segs := (data + seg - 1) / seg
+	h.Stats.Packets4to6.Add(uint64(segs))
+	h.Stats.Bytes4to6.Add(uint64(data + segs*(40+thl)))
+	return Drop, true
 }

@@ -53,6 +53,8 @@ type Translator struct {
 	// "Identification" for translated IPv4 packets that had no Fragment
 	// header.
 	ipID uint16
+	// gsoSeg is the segment payload size while Translate4to6GSO runs.
+	gsoSeg int
 }
 
 // New checks cfg, fills defaults and returns a Translator. Scratch space for

@@ -163,6 +163,9 @@ func (t *Translator) Translate4to6(buf []byte, off int) Result {
 		hdr6 += fragHeaderLen
 	}
 	size6 := hdr6 + len(payload)
+	if t.gsoSeg > 0 && len(payload) >= tcpMinLen {
+		size6 = hdr6 + int(payload[12]>>4)*4 + t.gsoSeg // one segment
+	}
 	refragment := false
 	if h.df() {
 		if size6 > t.cfg.IPv6MTU {
@@ -181,6 +184,10 @@ func (t *Translator) Translate4to6(buf []byte, off int) Result {
 		switch proto {
 		case protoTCP:
 			c := payload[tcpChecksum:]
+			if t.gsoSeg > 0 {
+				put16(c, pseudoHeaderSum6(&src6, &dst6, protoTCP, len(payload)))
+				break
+			}
 			put16(c, pseudoAdjust4to6(be16(c), src4, dst4, &src6, &dst6))
 		case protoUDP:
 			c := payload[udpChecksum:]

@@ -22,6 +22,8 @@ var (
 		"Bytes of translated packets emitted, by direction and mode.", []string{"direction", "mode"}, nil)
 	descICMPErrors = prometheus.NewDesc("bih_nfq_generated_icmp_errors_total",
 		"ICMP errors generated back to senders, by the family they were sent in and mode.", []string{"family", "mode"}, nil)
+	descWhole = prometheus.NewDesc("bih_nfq_tcp_whole_total",
+		"IPv4 TCP super-packets translated whole and handed to the kernel to cut (queue.tcp-gso forward), by mode.", []string{"mode"}, nil)
 	descLANHost = prometheus.NewDesc("bih_nfq_lan_host_mappings",
 		"Pool mappings held by a LAN host's lookups (router mode).", []string{"host"}, nil)
 	descDrops = prometheus.NewDesc("bih_nfq_drops_total",
@@ -46,7 +48,7 @@ type statusCollector struct{ snapshot func() Status }
 
 func (c statusCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descTranslated, descTranslatedBytes, descICMPErrors, descDrops,
-		descDNS, descPoolUsed, descPoolSize, descQueueRecv, descQueueKDrops, descQueueWaiting, descUp, descLANHost} {
+		descDNS, descPoolUsed, descPoolSize, descQueueRecv, descQueueKDrops, descQueueWaiting, descUp, descLANHost, descWhole} {
 		ch <- d
 	}
 }
@@ -72,6 +74,7 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, fam := range []string{"ipv4", "ipv6"} {
 			counter(descICMPErrors, t["errors_"+fam], fam, mode)
 		}
+		counter(descWhole, t["4to6_whole"], mode)
 	}
 	for _, h := range st.LANHosts {
 		gauge(descLANHost, float64(h.Mappings), h.IPv4)

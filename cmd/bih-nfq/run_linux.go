@@ -151,6 +151,7 @@ type daemon struct {
 	avoided     []netip.Prefix // pools overlapping host networks at start
 	pools       []netip.Prefix
 	mapper      *translate.SwapMapper // EAM, pool, pref64; SIGHUP replaces the chain
+	whole       *os.File              // bih0 for whole TCP super-packets (queue.tcp-gso forward)
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -223,7 +224,14 @@ func (d *daemon) start(parent context.Context) error {
 	d.fatal = make(chan error, 1)
 	ctx, cancel := context.WithCancel(parent)
 	d.cancel = cancel
-	d.onUndo(func() error { cancel(); d.wg.Wait(); return nil })
+	d.onUndo(func() error {
+		cancel()
+		d.wg.Wait()
+		if d.whole != nil {
+			d.whole.Close() // workers write to it until they stop
+		}
+		return nil
+	})
 
 	backend, err := nft.Probe(nft.Options{Logger: d.log})
 	if err != nil {
@@ -270,6 +278,16 @@ func (d *daemon) start(parent context.Context) error {
 		return err
 	}
 	d.onUndo(d.host.Teardown)
+	if cfg.Queue.TCPGSO == config.TCPGSOForward {
+		switch d.whole, err = d.host.OpenWhole(); {
+		case errors.Is(err, hostnet.ErrNoLinkForwarding):
+			d.log.Warn("TCP super-packets are cut here", "reason", err)
+		case err != nil:
+			return err
+		default:
+			d.log.Info("TCP super-packets leave whole", "link", d.host.LinkName())
+		}
+	}
 
 	pcfg := pool.DefaultConfig()
 	pcfg.Pools = pools
@@ -547,7 +565,7 @@ func (d *daemon) addWorker(num uint16, h queue.Handler, role string, async bool,
 	if err != nil {
 		return err
 	}
-	em, err := queue.NewEmitter(queue.EmitterConfig{Mark: d.mark})
+	em, err := queue.NewEmitter(queue.EmitterConfig{Mark: d.mark, TUN: d.whole})
 	if err != nil {
 		conn.Close()
 		return err
@@ -886,6 +904,7 @@ func (d *daemon) statusWith(mappings bool) Status {
 			"4to6_packets": x.Stats.Packets4to6.Load(), "4to6_bytes": x.Stats.Bytes4to6.Load(),
 			"6to4_packets": x.Stats.Packets6to4.Load(), "6to4_bytes": x.Stats.Bytes6to4.Load(),
 			"errors_ipv4": x.Stats.Errors4.Load(), "errors_ipv6": x.Stats.Errors6.Load(),
+			"4to6_whole": x.Stats.Whole.Load(),
 		} {
 			m[k] += v
 			st.Translated[k] += v

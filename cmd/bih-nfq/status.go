@@ -32,7 +32,8 @@ type Status struct {
 	Pools    []PoolStatus    `json:"pools"`
 	Mappings []MappingStatus `json:"mappings,omitempty"`
 	// Translated: 4to6_packets, 4to6_bytes, 6to4_packets, 6to4_bytes,
-	// errors_ipv4, errors_ipv6.
+	// errors_ipv4, errors_ipv6, and 4to6_whole: TCP super-packets that left
+	// whole through the TUN link (their segments are in 4to6_packets).
 	Translated map[string]uint64 `json:"translated"`
 	// TranslatedByMode splits Translated by mode: host, router.
 	TranslatedByMode map[string]map[string]uint64 `json:"translated_by_mode,omitempty"`

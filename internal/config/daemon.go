@@ -78,6 +78,11 @@ type Queue struct {
 	// UDPGSO takes the UDP super-packets (GSO) the translation queues cannot
 	// cut themselves; the kernel cuts them on the way in.
 	UDPGSO int `yaml:"udp-gso"`
+	// TCPGSO is how outgoing TCP super-packets leave once translated:
+	// forward (whole, into the TUN link, for the kernel to forward and cut
+	// as late as the uplink allows) or cut (into segments here, through raw
+	// sockets).
+	TCPGSO string `yaml:"tcp-gso"`
 	// FailOpenDNS lets DNS through untouched while the daemon is not
 	// reading its queue (stopped, or the queue full): names still resolve,
 	// only synthesis is lost.
@@ -87,6 +92,12 @@ type Queue struct {
 	// dropping them (counted as queue_fail_open).
 	FailOpenTranslation bool `yaml:"fail-open-translation"`
 }
+
+// queue.tcp-gso settings.
+const (
+	TCPGSOForward = "forward"
+	TCPGSOCut     = "cut"
+)
 
 // Rules settings.
 const (
@@ -124,7 +135,7 @@ func defaultNFT() NFT {
 }
 
 func defaultQueue() Queue {
-	return Queue{Translation: nft.DefaultXlatNum, DNS: nft.DefaultDNSNum, Router: nft.DefaultRouterNum, UDPGSO: nft.DefaultUDPGSONum, FailOpenDNS: true}
+	return Queue{Translation: nft.DefaultXlatNum, DNS: nft.DefaultDNSNum, Router: nft.DefaultRouterNum, UDPGSO: nft.DefaultUDPGSONum, TCPGSO: TCPGSOForward, FailOpenDNS: true}
 }
 
 func (d *Daemon) validate() error {
@@ -247,6 +258,9 @@ func (q *Queue) validate() error {
 	}
 	if q.UDPGSO < 0 || q.UDPGSO > 65535 {
 		return keyErr("queue.udp-gso", "%d is not a queue number", q.UDPGSO)
+	}
+	if q.TCPGSO != TCPGSOForward && q.TCPGSO != TCPGSOCut {
+		return keyErr("queue.tcp-gso", "%q: want forward or cut", q.TCPGSO)
 	}
 	return nil
 }
