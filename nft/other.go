@@ -22,3 +22,4 @@ var errNotLinux = errors.New("nftables needs Linux")
 func Probe(Options) (Backend, error)            { return BackendUnknown, errNotLinux }
 func Install(Config, Options) (*Ruleset, error) { return nil, errNotLinux }
 func Verify(Config, Options) (*Ruleset, error)  { return nil, errNotLinux }
+func DroppingForward(Options) ([]string, error) { return nil, errNotLinux }

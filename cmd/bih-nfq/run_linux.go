@@ -286,6 +286,12 @@ func (d *daemon) start(parent context.Context) error {
 			return err
 		default:
 			d.log.Info("TCP super-packets leave whole", "link", d.host.LinkName())
+			// They pass the ip6 forward hook: say so where a chain there
+			// drops by default (its rules may still accept them).
+			if drops, err := nft.DroppingForward(nft.Options{}); err == nil && len(drops) > 0 {
+				d.log.Warn("forward chains drop by default: accept packets from the TUN link there, or set queue.tcp-gso: cut",
+					"chains", drops, "rule", fmt.Sprintf("iifname %q accept", d.host.LinkName()))
+			}
 		}
 	}
 
