@@ -18,7 +18,10 @@ import (
 // packets before any queue rule. Not safe for concurrent use: one per worker.
 //
 // The sockets block and stay out of the Go netpoller: a socket in epoll
-// takes a wake-up callback for every sent packet the kernel frees.
+// takes a wake-up callback for every sent packet the kernel frees. Sends
+// are raw system calls (see Conn.recvFn): they wait only for send buffer
+// space, bounded by a timeout, and a signal (the runtime's preemption)
+// interrupts that wait.
 type Emitter struct {
 	fam [2]emitQueue // 0: IPv4, 1: IPv6
 
@@ -82,8 +85,8 @@ func NewEmitter(cfg EmitterConfig) (*Emitter, error) {
 		if err != nil {
 			return nil, fmt.Errorf("TUN writer: %w", err)
 		}
-		// The descriptor is only written with blocking system calls of our
-		// own (a TUN write never waits); it must outlive the Emitter.
+		// The descriptor is only written with raw system calls of our own
+		// (a TUN write never waits); it must outlive the Emitter.
 		if err := rc.Control(func(fd uintptr) { e.tun = int(fd) }); err != nil {
 			return nil, fmt.Errorf("TUN writer: %w", err)
 		}
@@ -120,7 +123,7 @@ func NewEmitter(cfg EmitterConfig) (*Emitter, error) {
 		q := &e.fam[i]
 		q.sendFn = func(fd uintptr) bool {
 			// Raw IPPROTO_RAW sockets never wait but for send buffer space.
-			r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&q.hdrs[q.start])), uintptr(q.n-q.start), 0, 0, 0)
+			r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&q.hdrs[q.start])), uintptr(q.n-q.start), 0, 0, 0)
 			q.sent, q.serr = int(r), e
 			return true
 		}
@@ -316,7 +319,7 @@ func (e *Emitter) AddWhole(pkt []byte, seg int) error {
 	e.wiov[0].SetLen(len(h))
 	e.wiov[1].SetLen(len(pkt))
 	for {
-		_, _, errno := unix.Syscall(unix.SYS_WRITEV, uintptr(e.tun), uintptr(unsafe.Pointer(&e.wiov[0])), 2)
+		_, _, errno := unix.RawSyscall(unix.SYS_WRITEV, uintptr(e.tun), uintptr(unsafe.Pointer(&e.wiov[0])), 2)
 		switch errno {
 		case 0:
 			e.sent++

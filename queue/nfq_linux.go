@@ -72,10 +72,8 @@ type Config struct {
 // Conn is a netlink socket bound to one NFQUEUE queue. Receive and the
 // verdict calls must come from one goroutine (they share buffers).
 //
-// The socket is blocking and stays out of the Go netpoller: a packet wakes
-// the one thread blocked in recvmmsg, instead of an epoll callback, the
-// poller thread and a goroutine hand-off per wake-up. A receive timeout
-// bounds how long Close waits for that thread.
+// The socket is non-blocking and waits in the Go netpoller: an idle queue
+// holds no thread, and Close wakes a waiting Receive at once.
 type Conn struct {
 	cfg  Config
 	file *os.File
@@ -118,6 +116,10 @@ func Open(cfg Config) (*Conn, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("nfqueue %d: %w", cfg.Num, err)
 	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("nfqueue %d: %w", cfg.Num, err)
+	}
 	c.file = os.NewFile(uintptr(fd), fmt.Sprintf("nfqueue-%d", cfg.Num))
 	rc, err := c.file.SyscallConn()
 	if err != nil {
@@ -136,13 +138,22 @@ func Open(cfg Config) (*Conn, error) {
 		c.hdrs[i].Hdr.SetIovlen(1)
 	}
 	c.vbuf = make([]byte, 0, cfg.Batch*(nlmsgHdrLen+nfgenHdrLen+nlaHdrLen+8))
+	// Both calls never block (the socket is non-blocking; the kernel
+	// handles a verdict inside the call): raw system calls skip the
+	// runtime's bookkeeping for calls that may block, which wakes its
+	// monitor thread whenever the process was idle (a context switch per
+	// packet at low rates). An empty queue parks the goroutine in the
+	// netpoller instead (false: wait until readable).
 	c.recvFn = func(fd uintptr) bool {
-		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&c.hdrs[0])), uintptr(c.rWant), unix.MSG_WAITFORONE, 0, 0)
+		r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&c.hdrs[0])), uintptr(c.rWant), unix.MSG_WAITFORONE, 0, 0)
+		if e == unix.EAGAIN {
+			return false
+		}
 		c.rGot, c.rErr = int(r), e
 		return true
 	}
 	c.verdictFn = func(fd uintptr) bool {
-		_, _, c.vErr = unix.Syscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&c.vbuf[0])), uintptr(len(c.vbuf)), 0, 0, 0)
+		_, _, c.vErr = unix.RawSyscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&c.vbuf[0])), uintptr(len(c.vbuf)), 0, 0, 0)
 		return true
 	}
 	return c, nil
@@ -158,8 +169,8 @@ func socketInNS(ns int) (int, error) {
 	return socketAt(ns, open)
 }
 
-// recvTimeout is how long a blocked Receive sleeps before it looks whether
-// the connection was closed.
+// recvTimeout bounds each wait for a configuration acknowledgement (the
+// socket blocks until Open is done).
 const recvTimeout = 200 * time.Millisecond
 
 func (c *Conn) setup() error {
@@ -293,9 +304,9 @@ func putNfgen(b []byte, family uint8, queue uint16) {
 	binary.BigEndian.PutUint16(b[2:4], queue)
 }
 
-// Receive blocks until at least one packet is queued and fills pkts with up
-// to len(pkts) of them (one recvmmsg that takes what is queued once the
-// first arrives). It may return 0 with no error (timeout, signal). The
+// Receive waits until at least one packet is queued and fills pkts with up
+// to len(pkts) of them (one recvmmsg takes what is queued). It may return
+// 0 with no error (signal, or only messages that are not packets). The
 // packets stay valid until the next Receive. Messages that are not packets
 // (acks, errors) are skipped.
 func (c *Conn) Receive(pkts []Packet) (int, error) {
@@ -515,9 +526,8 @@ func (c *Conn) send(b []byte) error {
 	return serr
 }
 
-// Close closes the socket (the kernel unbinds the queue). A Receive blocked
-// at the time returns within the receive timeout; the descriptor is
-// released when it does.
+// Close closes the socket (the kernel unbinds the queue). A Receive waiting
+// at the time returns an error.
 func (c *Conn) Close() error {
 	return c.file.Close()
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"sync/atomic"
 
 	"github.com/bih-nfq/bih-nfq/internal/drop"
@@ -67,10 +66,6 @@ func (w *Worker) Run(ctx context.Context) error {
 			return fmt.Errorf("queue %d: enable GSO: %w", w.Conn.cfg.Num, err)
 		}
 	}
-	// The worker blocks in its own system calls; a thread of its own keeps
-	// its wake-ups direct and its caches warm.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	for {
 		got, err := w.Conn.Receive(w.pkts)
 		if err != nil {
