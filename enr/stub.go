@@ -84,17 +84,11 @@ func (s *Stub) Start() error {
 	if s.udp != nil {
 		return errors.New("start stub: already started")
 	}
-	pc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(s.cfg.Listen))
+	pc, ln, err := listenBoth(s.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("start stub: %w", err)
 	}
-	// TCP on the same port as UDP (port 0 picks one for UDP first).
 	udpAddr := pc.LocalAddr().(*net.UDPAddr).AddrPort()
-	ln, err := net.Listen("tcp", netip.AddrPortFrom(s.cfg.Listen.Addr(), udpAddr.Port()).String())
-	if err != nil {
-		pc.Close()
-		return fmt.Errorf("start stub: %w", err)
-	}
 	s.addr = netip.AddrPortFrom(s.cfg.Listen.Addr(), udpAddr.Port())
 	s.udp = &udpServer{stub: s, pc: pc}
 	s.udp.start()
@@ -111,6 +105,26 @@ func (s *Stub) Start() error {
 		return fmt.Errorf("start stub: %w", err)
 	}
 	return nil
+}
+
+// listenBoth opens UDP and TCP on the same port. Port 0 lets UDP pick one;
+// when TCP finds that port taken, another is tried.
+func listenBoth(addr netip.AddrPort) (*net.UDPConn, net.Listener, error) {
+	for tries := 0; ; tries++ {
+		pc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(addr))
+		if err != nil {
+			return nil, nil, err
+		}
+		port := pc.LocalAddr().(*net.UDPAddr).AddrPort().Port()
+		ln, err := net.Listen("tcp", netip.AddrPortFrom(addr.Addr(), port).String())
+		if err == nil {
+			return pc, ln, nil
+		}
+		pc.Close()
+		if addr.Port() != 0 || tries == 9 || !errors.Is(err, syscall.EADDRINUSE) {
+			return nil, nil, err
+		}
+	}
 }
 
 // Addr returns the address the stub listens on (valid after Start).
