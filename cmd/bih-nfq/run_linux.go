@@ -279,12 +279,10 @@ func (d *daemon) start(parent context.Context) error {
 	}
 	d.onUndo(d.host.Teardown)
 	if cfg.Queue.TCPGSO == config.TCPGSOForward {
-		switch d.whole, err = d.host.OpenWhole(); {
-		case errors.Is(err, hostnet.ErrNoLinkForwarding):
+		// Without it TCP still works, cut here: a warning, not a refusal.
+		if d.whole, err = d.host.OpenWhole(); err != nil {
 			d.log.Warn("TCP super-packets are cut here", "reason", err)
-		case err != nil:
-			return err
-		default:
+		} else {
 			d.log.Info("TCP super-packets leave whole", "link", d.host.LinkName())
 			// They pass the ip6 forward hook: say so where a chain there
 			// drops by default (its rules may still accept them).

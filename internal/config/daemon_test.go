@@ -82,6 +82,7 @@ func TestDaemonSectionsBad(t *testing.T) {
 		{"nft:\n  rules: sometimes\n", "nft.rules"},
 		{"queue:\n  count: 65\n", "queue.count"},
 		{"queue:\n  dns: 70000\n", "queue.dns"},
+		{"queue:\n  tcp-gso: kernel\n", "queue.tcp-gso"},
 		{"queue:\n  translation: -1\n", "queue.translation"},
 		{"daemon:\n  state-dir: relative\n", "daemon.state-dir"},
 		{"daemon:\n  status-socket: s.sock\n", "daemon.status-socket"},
