@@ -1,7 +1,6 @@
 package queue
 
 import (
-	"encoding/binary"
 	"sync"
 
 	"github.com/bih-nfq/bih-nfq/internal/drop"
@@ -98,12 +97,11 @@ type WholeSink interface {
 }
 
 // wholeable reports whether the IPv4 TCP super-packet pkt (TCP header at
-// off) may leave whole: DF set and unfragmented (as the local stack sends
-// them), a TTL that the forward path's decrement can be made up for, and no
-// CWR, which only the first segment may carry.
+// off) may leave whole as far as the queue is concerned: a TTL that the
+// forward path's decrement can be made up for, and no CWR, which only the
+// first segment may carry. (DF and fragments are the translator's check.)
 func wholeable(pkt []byte, off int) bool {
-	return pkt[6]&0x40 != 0 && binary.BigEndian.Uint16(pkt[6:])&0x3fff == 0 &&
-		pkt[8] < 255 && pkt[off+13]&tcpFlagCWR == 0
+	return pkt[8] < 255 && pkt[off+13]&tcpFlagCWR == 0
 }
 
 // whole translates the IPv4 TCP super-packet p as one IPv6 packet and hands

@@ -361,24 +361,36 @@ func (h *Host) pruneLink(log *slog.Logger) error {
 // and nobody reads it; packets routed into it have passed the OUTPUT hook.
 func (h *Host) createTUN(name string) error {
 	return inNS(h.opt.NetNS, func() error {
-		fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return fmt.Errorf("open /dev/net/tun: %w", err)
-		}
-		defer unix.Close(fd)
-		ifr, err := unix.NewIfreq(name)
+		fd, err := attachTUN(name, unix.IFF_TUN_EXCL)
 		if err != nil {
 			return err
 		}
-		ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI | unix.IFF_TUN_EXCL)
-		if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
-			return fmt.Errorf("TUNSETIFF: %w", err)
-		}
+		defer unix.Close(fd)
 		if err := unix.IoctlSetInt(fd, unix.TUNSETPERSIST, 1); err != nil {
 			return fmt.Errorf("TUNSETPERSIST: %w", err)
 		}
 		return nil
 	})
+}
+
+// attachTUN opens /dev/net/tun and attaches it to TUN link name (creating
+// it if missing) with IFF_TUN|IFF_NO_PI and extra flags.
+func attachTUN(name string, extra uint16) (int, error) {
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("open /dev/net/tun: %w", err)
+	}
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI | extra)
+	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("TUNSETIFF %s: %w", name, err)
+	}
+	return fd, nil
 }
 
 // inNS runs f on an OS thread inside namespace fd (0: here). The thread is

@@ -43,19 +43,9 @@ func (h *Host) OpenWhole() (*os.File, error) {
 	}
 	var f *os.File
 	err := inNS(h.opt.NetNS, func() error {
-		fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+		fd, err := attachTUN(name, unix.IFF_VNET_HDR)
 		if err != nil {
-			return fmt.Errorf("open /dev/net/tun: %w", err)
-		}
-		ifr, err := unix.NewIfreq(name)
-		if err != nil {
-			unix.Close(fd)
 			return err
-		}
-		ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI | unix.IFF_VNET_HDR)
-		if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
-			unix.Close(fd)
-			return fmt.Errorf("attach to %s: %w", name, err)
 		}
 		f = os.NewFile(uintptr(fd), "/dev/net/tun:"+name)
 		return nil
