@@ -90,8 +90,13 @@ func (s *Stub) Start() error {
 	}
 	udpAddr := pc.LocalAddr().(*net.UDPAddr).AddrPort()
 	s.addr = netip.AddrPortFrom(s.cfg.Listen.Addr(), udpAddr.Port())
-	s.udp = &udpServer{stub: s, pc: pc}
-	s.udp.start()
+	udp := &udpServer{stub: s, pc: pc}
+	if err := udp.start(); err != nil {
+		pc.Close()
+		ln.Close()
+		return fmt.Errorf("start stub: %w", err)
+	}
+	s.udp = udp
 	s.tcp = &dns.Server{Listener: ln, Handler: dns.HandlerFunc(s.serveTCP)}
 	s.done = make(chan error, 1)
 	started := make(chan struct{})

@@ -9,8 +9,6 @@ import (
 	"sync/atomic"
 
 	"github.com/miekg/dns"
-	"golang.org/x/net/ipv4"
-	"golang.org/x/net/ipv6"
 )
 
 // maxUDPInFlight bounds the stub's UDP queries being answered at once;
@@ -31,11 +29,19 @@ type udpServer struct {
 
 var packBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1232); return &b }}
 
-func (u *udpServer) start() {
+func (u *udpServer) start() error {
 	n := min(runtime.GOMAXPROCS(0), 8)
-	for range n {
-		u.readers.Go(u.read)
+	bios := make([]batchIO, n)
+	for i := range bios {
+		var err error
+		if bios[i], err = newBatchIO(u.pc, udpBatch, dns.MaxMsgSize); err != nil {
+			return err
+		}
 	}
+	for _, bio := range bios {
+		u.readers.Go(func() { u.read(bio) })
+	}
+	return nil
 }
 
 // close stops reading and returns a channel closed once every query taken
@@ -51,61 +57,56 @@ func (u *udpServer) close() <-chan struct{} {
 	return done
 }
 
-// batchConn reads and writes several datagrams per system call
-// (recvmmsg, sendmmsg); ipv4.PacketConn and ipv6.PacketConn both are one.
-type batchConn interface {
-	ReadBatch(ms []ipv6.Message, flags int) (int, error)
-	WriteBatch(ms []ipv6.Message, flags int) (int, error)
+// batchIO moves several datagrams per system call (recvmmsg, sendmmsg)
+// through buffers of its own.
+type batchIO interface {
+	// read waits for datagrams and returns how many arrived.
+	read() (int, error)
+	// datagram returns the i-th datagram read and its sender (false when
+	// the sender is not an IP address).
+	datagram(i int) ([]byte, netip.AddrPort, bool)
+	// reply sends out[j] to the sender of datagram idx[j] and returns
+	// how many went.
+	reply(out [][]byte, idx []int) (int, error)
 }
 
 // udpBatch is how many datagrams one read or write system call moves.
 const udpBatch = 16
 
-func (u *udpServer) read() {
-	var bc batchConn = ipv6.NewPacketConn(u.pc)
-	if a := u.pc.LocalAddr().(*net.UDPAddr); a.IP.To4() != nil {
-		bc = ipv4.NewPacketConn(u.pc)
-	}
-	in := make([]ipv6.Message, udpBatch)
-	for i := range in {
-		in[i].Buffers = [][]byte{make([]byte, dns.MaxMsgSize)}
-	}
-	out := make([]ipv6.Message, udpBatch)
+func (u *udpServer) read(bio batchIO) {
 	replies := make([][]byte, udpBatch)
-	for i := range out {
-		out[i].Buffers = make([][]byte, 1)
-	}
+	out := make([][]byte, 0, udpBatch)
+	idx := make([]int, 0, udpBatch)
 	for {
-		n, err := bc.ReadBatch(in, 0)
+		n, err := bio.read()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
 			continue
 		}
-		k := 0
-		for _, m := range in[:n] {
+		out, idx = out[:0], idx[:0]
+		for i := range n {
 			// A 64 KiB buffer holds any UDP payload: nothing is cut.
-			a, ok := m.Addr.(*net.UDPAddr)
+			b, from, ok := bio.datagram(i)
 			if !ok {
 				continue
 			}
-			reply := u.take(m.Buffers[0][:m.N], a.AddrPort())
+			reply := u.take(b, from)
 			if reply == nil {
 				continue
 			}
-			b, err := reply.PackBuffer(replies[k][:0])
+			p, err := reply.PackBuffer(replies[len(out)][:0])
 			if err != nil {
 				continue
 			}
-			replies[k] = b
-			out[k].Buffers[0], out[k].Addr = b, m.Addr
-			k++
+			replies[len(out)] = p
+			out, idx = append(out, p), append(idx, i)
 		}
 		// Answers from the cache leave together; a failed one is skipped
 		// (that client retries).
-		for sent := 0; sent < k; {
-			w, err := bc.WriteBatch(out[sent:k], 0)
+		for sent := 0; sent < len(out); {
+			w, err := bio.reply(out[sent:], idx[sent:])
 			if err != nil {
 				if errors.Is(err, net.ErrClosed) {
 					return
