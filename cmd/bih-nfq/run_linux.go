@@ -221,6 +221,11 @@ func (d *daemon) start(parent context.Context) error {
 	}
 	d.external = cfg.NFT.Rules == config.RulesExternal
 	d.pools = pools
+	release, err := lockInstance(cfg.Daemon.StateDir, cfg.NFT.Table)
+	if err != nil {
+		return err
+	}
+	d.onUndo(func() error { release(); return nil })
 	d.fatal = make(chan error, 1)
 	ctx, cancel := context.WithCancel(parent)
 	d.cancel = cancel

@@ -445,3 +445,37 @@ func TestBadConfig(t *testing.T) {
 		t.Errorf("left behind after a bad config: %v", left)
 	}
 }
+
+// TestSecondInstance: a second daemon in the same namespace refuses to
+// start, in one line, and leaves the first one's ruleset and translation
+// as they were; so does one given the first one's state directory from
+// another namespace.
+func TestSecondInstance(t *testing.T) {
+	l := NewLab(t)
+	d := l.StartDaemon("")
+	first := l.resolve4("web.test")
+	out, err := l.RunDaemonOnce("daemon:\n  log-level: warn\n", 20*time.Second)
+	if err == nil || !strings.Contains(out, "another bih-nfq runs in this network namespace") {
+		t.Fatalf("second daemon in the namespace: err %v, output:\n%s", err, out)
+	}
+	if strings.Count(strings.TrimSpace(out), "\n") > 0 || strings.Contains(out, "panic") {
+		t.Errorf("want a one-line refusal, got:\n%s", out)
+	}
+	if got := l.resolve4("web.test"); got != first {
+		t.Errorf("after the refusal web.test is %v, was %v", got, first)
+	}
+	l.Must("host", 10*time.Second, "nft", "list", "table", "ip", "bih_nfq")
+	l.Must("host", 10*time.Second, "ping", "-4", "-c", "1", "-W", "2", first.String())
+	// The first daemon's state directory, from the router's namespace.
+	out, err = l.Run("rtr", 20*time.Second, l.Bin, "run", "--state-dir", filepath.Join(l.State, "daemon", "state"),
+		"--status-socket", filepath.Join(l.State, "rtr.sock"))
+	if err == nil || !strings.Contains(out, "another bih-nfq uses state directory") {
+		t.Errorf("second daemon on the state directory: err %v, output:\n%s", err, out)
+	}
+	if err := d.Stop(); err != nil {
+		t.Fatalf("stop: %v\n%s", err, d.Log)
+	}
+	if left := l.hostClean(); len(left) > 0 {
+		t.Fatalf("left behind: %v", left)
+	}
+}
