@@ -226,14 +226,8 @@ func dnsTable(s *DNSSummary) string {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", f.Name, f.Queries, fmtNum(f.QPS, 0),
 			fmtNum(f.P50us, 0), fmtNum(f.P90us, 0), fmtNum(f.P99us, 0), fmtNum(f.AvgUs, 0), fmtNum(f.MaxUs, 0), fmtNum(f.LostPct, 2), fmtNum(f.CPUus, 1))
 	}
-	b.WriteString("\n| target (issue 6) | this run | met |\n|---|---|---|\n")
-	for _, t := range s.Targets {
-		met := "no"
-		if t.Met {
-			met = "yes"
-		}
-		fmt.Fprintf(&b, "| %s | %s | %s |\n", t.Goal, t.Value, met)
-	}
+	b.WriteString("\n")
+	b.WriteString(targetTable(s.Targets))
 	return b.String()
 }
 

@@ -58,10 +58,10 @@ func table(s *Summary) string {
 	return b.String()
 }
 
-func targetTable(s *Summary) string {
+func targetTable(targets []Target) string {
 	var b strings.Builder
 	b.WriteString("| target (issue 6) | this run | met |\n|---|---|---|\n")
-	for _, t := range s.Targets {
+	for _, t := range targets {
 		met := "no"
 		if t.Met {
 			met = "yes"
@@ -115,7 +115,7 @@ func resultsMarkdown(s *Summary) string {
 	fmt.Fprintf(&b, "# bih-nfq benchmark — %s\n\n", s.Date)
 	b.WriteString(table(s))
 	b.WriteString("\n")
-	b.WriteString(targetTable(s))
+	b.WriteString(targetTable(s.Targets))
 	b.WriteString("\n")
 	b.WriteString(conditions(s))
 	if s.DNS != nil {
@@ -144,7 +144,7 @@ func repoMarkdown(s *Summary) string {
 	b.WriteString(table(s))
 	b.WriteString("\nRatios are bih-nfq / TAYGA of the medians; \"RTT added over native\" is each\n")
 	b.WriteString("path's median RTT minus the native median RTT.\n\n")
-	b.WriteString(targetTable(s))
+	b.WriteString(targetTable(s.Targets))
 	b.WriteString("\n### Conditions\n\n")
 	b.WriteString(conditions(s))
 	if s.DNS != nil {
