@@ -94,9 +94,12 @@ func (e *entry) mapping() Mapping {
 
 // Event is one change of the table.
 type Event struct {
-	Kind    EventKind
-	Mapping Mapping // zero for Flushed and Overflow
-	Cause   Cause   // for Removed
+	Kind EventKind
+	// Mapping is zero for Flushed and Overflow. In Added and Refreshed
+	// events its Expires is rounded up by a few minutes, as in the journal:
+	// refreshes within that are not announced.
+	Mapping Mapping
+	Cause   Cause // for Removed
 }
 
 // Subscription receives change events on a buffered channel. The pool never

@@ -95,6 +95,7 @@ type entry struct {
 	created   int64 // Unix ns
 	expiry    int64 // end of the DNS lifetime: TTL + grace
 	journaled int64 // expiry as last written to the journal
+	announced int64 // expiry as last told to subscribers
 	seq       uint64
 	requester netip.Addr
 }
@@ -411,7 +412,7 @@ func (p *Pool) MapIPv6(v6, requester netip.Addr, ttl time.Duration) (netip.Addr,
 	r.owned++
 	p.st.allocations++
 	p.journalPut(e)
-	p.emit(Event{Kind: Added, Mapping: e.mapping()})
+	p.announce(Added, e)
 	v4, seq := e.v4, e.seq
 	p.mu.Unlock()
 	p.waitDurable(seq)
@@ -434,12 +435,16 @@ func (p *Pool) refresh(e *entry, now, exp int64, req netip.Addr) {
 			p.requesters[req] = r
 		}
 		r.owned++
-		e.journaled = 0
+		e.journaled, e.announced = 0, 0
 	}
 	if exp > e.expiry {
 		e.expiry = exp
 		p.st.refreshes++
-		p.emit(Event{Kind: Refreshed, Mapping: e.mapping()})
+	}
+	// Every answer moves the expiry on by a little; subscribers (a
+	// netlink transaction each for the nft set) hear of it once per slack.
+	if exp > e.announced {
+		p.announce(Refreshed, e)
 	}
 	if exp > e.journaled {
 		p.journalPut(e)
@@ -747,7 +752,7 @@ func (p *Pool) ErrorSourceTo4(a [16]byte) ([4]byte, bool) {
 	p.insert(e, i, off)
 	p.errCount++
 	p.st.errorSourceAllocations++
-	p.emit(Event{Kind: Added, Mapping: e.mapping()})
+	p.announce(Added, e)
 	return e.v4, true
 }
 
@@ -813,6 +818,19 @@ func (p *Pool) journal(r record) uint64 {
 	default: // a wake-up is already pending
 	}
 	return p.seq
+}
+
+// announce emits an Added or Refreshed event for e whose Expires is the
+// expiry rounded up by refreshSlack, as the journal's: later refreshes
+// within it are not announced. Removal is always announced, so a
+// subscriber that keeps an address until then loses nothing.
+func (p *Pool) announce(kind EventKind, e *entry) {
+	m := e.mapping()
+	if e.kind != Static {
+		e.announced = e.expiry + int64(refreshSlack)
+		m.Expires = unixTime(e.announced)
+	}
+	p.emit(Event{Kind: kind, Mapping: m})
 }
 
 // journalPut queues a put for e with an expiry rounded up by refreshSlack.
@@ -978,7 +996,7 @@ func (p *Pool) openJournal(now int64) *journal {
 	for _, r := range st.by6 {
 		i, off := p.rangeOf(r.v4)
 		v6 := netip.AddrFrom16(r.v6)
-		e := &entry{v6: r.v6, kind: Dynamic, created: r.created, expiry: r.expiry, journaled: r.expiry}
+		e := &entry{v6: r.v6, kind: Dynamic, created: r.created, expiry: r.expiry, journaled: r.expiry, announced: r.expiry}
 		if r.requester != ([16]byte{}) {
 			e.requester = netip.AddrFrom16(r.requester).Unmap()
 		}

@@ -231,6 +231,51 @@ func TestRefreshExtendsLifetime(t *testing.T) {
 	}
 }
 
+// Each answer for a name moves its expiry on a little. Subscribers (the nft
+// set, a netlink transaction per event) hear of it once per refreshSlack,
+// with Expires rounded up so that the set keeps the address long enough.
+func TestRefreshAnnouncedOncePerSlack(t *testing.T) {
+	clk := newFakeClock()
+	p := mustNew(t, testConfig(clk))
+	sub, _ := p.Subscribe(64)
+	a := v6n(1)
+	drain := func() []Event {
+		var evs []Event
+		for len(sub.Events()) > 0 {
+			evs = append(evs, <-sub.Events())
+		}
+		return evs
+	}
+	mustMap(t, p, a, client1, time.Hour)
+	evs := drain()
+	if len(evs) != 1 || evs[0].Kind != Added {
+		t.Fatalf("events %v, want one added", evs)
+	}
+	want := clk.Now().Add(time.Hour + DefaultGrace + refreshSlack)
+	if !evs[0].Mapping.Expires.Equal(want) {
+		t.Fatalf("added: expires %v, want %v (rounded up by the slack)", evs[0].Mapping.Expires, want)
+	}
+	for range 100 {
+		advance(p, clk, time.Second)
+		mustMap(t, p, a, client1, time.Hour)
+	}
+	if evs := drain(); len(evs) != 0 {
+		t.Fatalf("%d events for refreshes within the slack, want none", len(evs))
+	}
+	if got, want := p.Snapshot()[0].Expires, clk.Now().Add(time.Hour+DefaultGrace); !got.Equal(want) {
+		t.Fatalf("expiry %v, want %v: refreshes must still extend it", got, want)
+	}
+	advance(p, clk, refreshSlack)
+	mustMap(t, p, a, client1, time.Hour)
+	evs = drain()
+	if len(evs) != 1 || evs[0].Kind != Refreshed {
+		t.Fatalf("events %v after the slack, want one refreshed", evs)
+	}
+	if want := clk.Now().Add(time.Hour + DefaultGrace + refreshSlack); !evs[0].Mapping.Expires.Equal(want) {
+		t.Fatalf("refreshed: expires %v, want %v", evs[0].Mapping.Expires, want)
+	}
+}
+
 func TestFlush(t *testing.T) {
 	clk := newFakeClock()
 	cfg := testConfig(clk)
