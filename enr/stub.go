@@ -116,10 +116,11 @@ func (s *Stub) Start() error {
 // when TCP finds that port taken, another is tried.
 func listenBoth(addr netip.AddrPort) (*net.UDPConn, net.Listener, error) {
 	for tries := 0; ; tries++ {
-		pc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(addr))
+		c, err := reusePortConfig.ListenPacket(context.Background(), "udp", addr.String())
 		if err != nil {
 			return nil, nil, err
 		}
+		pc := c.(*net.UDPConn)
 		port := pc.LocalAddr().(*net.UDPAddr).AddrPort().Port()
 		ln, err := net.Listen("tcp", netip.AddrPortFrom(addr.Addr(), port).String())
 		if err == nil {

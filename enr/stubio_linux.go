@@ -33,6 +33,18 @@ type mmsgIO struct {
 	errno          syscall.Errno
 }
 
+// reusePortConfig listens with SO_REUSEPORT, so that each reader can have
+// a socket of its own on the stub's address.
+var reusePortConfig = net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+	var serr error
+	if err := c.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+	}); err != nil {
+		return err
+	}
+	return serr
+}}
+
 func newBatchIO(pc *net.UDPConn, n, size int) (batchIO, error) {
 	rc, err := pc.SyscallConn()
 	if err != nil {

@@ -1,10 +1,15 @@
 package enr
 
 import (
+	"context"
+	"net"
 	"net/netip"
+	"runtime"
 	"testing"
+	"time"
 	"unsafe"
 
+	"github.com/miekg/dns"
 	"golang.org/x/sys/unix"
 )
 
@@ -35,4 +40,41 @@ func TestSockaddrAddrPort(t *testing.T) {
 	if _, ok := sockaddrAddrPort(&sa, unix.SizeofSockaddrInet6); ok {
 		t.Error("AF_UNIX accepted")
 	}
+}
+
+// TestStubReaderSockets: each reader has a socket of its own on the stub's
+// port (SO_REUSEPORT); clients spread over them are all answered, and
+// Shutdown closes every one (the port is free for a plain bind again).
+func TestStubReaderSockets(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	up := newFakeUpstream()
+	up.set("v6only.bih.test.", dns.TypeA, dns.RcodeSuccess, nil, []string{soa})
+	up.set("v6only.bih.test.", dns.TypeAAAA, dns.RcodeSuccess, []string{"v6only.bih.test. 300 IN AAAA 2001:db8::1"}, nil)
+	e := newTestENR(t, DefaultConfig(), newFakeMapper(100), up)
+	s, err := NewStub(e, StubConfig{Listen: netip.MustParseAddrPort("127.0.0.1:0")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s.udp.extra); n != 1 {
+		t.Fatalf("%d extra reader sockets with 2 readers, want 1", n)
+	}
+	for i := range 32 {
+		r := exchange(t, "udp", s.Addr(), query("v6only.bih.test.", dns.TypeA))
+		if len(r.Answer) != 1 || r.Answer[0].Header().Rrtype != dns.TypeA {
+			t.Fatalf("client %d: %v", i, r)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(s.Addr()))
+	if err != nil {
+		t.Fatalf("port still held after Shutdown: %v", err)
+	}
+	c.Close()
 }

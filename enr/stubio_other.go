@@ -20,6 +20,9 @@ type xnetIO struct {
 	in, out []ipv6.Message
 }
 
+// reusePortConfig: one socket, shared by the readers.
+var reusePortConfig net.ListenConfig
+
 func newBatchIO(pc *net.UDPConn, n, size int) (batchIO, error) {
 	x := &xnetIO{in: make([]ipv6.Message, n), out: make([]ipv6.Message, n)}
 	x.bc = ipv6.NewPacketConn(pc)

@@ -1,6 +1,7 @@
 package enr
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/netip"
@@ -18,10 +19,13 @@ const maxUDPInFlight = 8192
 // udpServer answers the stub's UDP queries: a few goroutines read (one per
 // CPU, several datagrams per system call, without per-read deadlines) and
 // answer from the cache in batches; a query that must wait on the upstream
-// is answered by a goroutine of its own.
+// is answered by a goroutine of its own. Where the system has SO_REUSEPORT,
+// each reader has a socket of its own on the same address, so that the
+// kernel spreads clients over them and readers never queue on one socket.
 type udpServer struct {
 	stub     *Stub
 	pc       *net.UDPConn
+	extra    []*net.UDPConn // the other readers' sockets (SO_REUSEPORT)
 	inflight atomic.Int64
 	readers  sync.WaitGroup
 	handlers sync.WaitGroup
@@ -31,10 +35,23 @@ var packBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1232); return &b
 
 func (u *udpServer) start() error {
 	n := min(runtime.GOMAXPROCS(0), 8)
+	pcs := []*net.UDPConn{u.pc}
+	if reusePortConfig.Control != nil {
+		for len(pcs) < n {
+			c, err := reusePortConfig.ListenPacket(context.Background(), "udp", u.pc.LocalAddr().String())
+			if err != nil {
+				u.closeExtra()
+				return err
+			}
+			u.extra = append(u.extra, c.(*net.UDPConn))
+			pcs = append(pcs, c.(*net.UDPConn))
+		}
+	}
 	bios := make([]batchIO, n)
 	for i := range bios {
 		var err error
-		if bios[i], err = newBatchIO(u.pc, udpBatch, dns.MaxMsgSize); err != nil {
+		if bios[i], err = newBatchIO(pcs[i%len(pcs)], udpBatch, dns.MaxMsgSize); err != nil {
+			u.closeExtra()
 			return err
 		}
 	}
@@ -48,6 +65,7 @@ func (u *udpServer) start() error {
 // has been answered.
 func (u *udpServer) close() <-chan struct{} {
 	u.pc.Close()
+	u.closeExtra()
 	done := make(chan struct{})
 	go func() {
 		u.readers.Wait()
@@ -55,6 +73,12 @@ func (u *udpServer) close() <-chan struct{} {
 		close(done)
 	}()
 	return done
+}
+
+func (u *udpServer) closeExtra() {
+	for _, c := range u.extra {
+		c.Close()
+	}
 }
 
 // batchIO moves several datagrams per system call (recvmmsg, sendmmsg)
