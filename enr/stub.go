@@ -116,21 +116,43 @@ func (s *Stub) Start() error {
 // when TCP finds that port taken, another is tried.
 func listenBoth(addr netip.AddrPort) (*net.UDPConn, net.Listener, error) {
 	for tries := 0; ; tries++ {
-		c, err := reusePortConfig.ListenPacket(context.Background(), "udp", addr.String())
+		pc, err := listenUDP(addr)
+		retry := addr.Port() == 0 && tries < 9
 		if err != nil {
+			if retry && errors.Is(err, syscall.EADDRINUSE) {
+				continue
+			}
 			return nil, nil, err
 		}
-		pc := c.(*net.UDPConn)
 		port := pc.LocalAddr().(*net.UDPAddr).AddrPort().Port()
 		ln, err := net.Listen("tcp", netip.AddrPortFrom(addr.Addr(), port).String())
 		if err == nil {
 			return pc, ln, nil
 		}
 		pc.Close()
-		if addr.Port() != 0 || tries == 9 || !errors.Is(err, syscall.EADDRINUSE) {
+		if !retry || !errors.Is(err, syscall.EADDRINUSE) {
 			return nil, nil, err
 		}
 	}
+}
+
+// listenUDP binds the stub's first UDP socket. With SO_REUSEPORT, a plain
+// bind goes first: the option alone would join another server's sockets on
+// the port (same user, option set) instead of failing.
+func listenUDP(addr netip.AddrPort) (*net.UDPConn, error) {
+	if reusePortConfig.Control != nil {
+		probe, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(addr))
+		if err != nil {
+			return nil, err
+		}
+		addr = netip.AddrPortFrom(addr.Addr(), probe.LocalAddr().(*net.UDPAddr).AddrPort().Port())
+		probe.Close()
+	}
+	c, err := reusePortConfig.ListenPacket(context.Background(), "udp", addr.String())
+	if err != nil {
+		return nil, err
+	}
+	return c.(*net.UDPConn), nil
 }
 
 // Addr returns the address the stub listens on (valid after Start).

@@ -2,9 +2,11 @@ package enr
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"runtime"
+	"syscall"
 	"testing"
 	"time"
 	"unsafe"
@@ -77,4 +79,27 @@ func TestStubReaderSockets(t *testing.T) {
 		t.Fatalf("port still held after Shutdown: %v", err)
 	}
 	c.Close()
+}
+
+// TestStubRefusesSharedPort: another server's socket with SO_REUSEPORT on
+// the port makes Start fail, as any bound port does, instead of the stub
+// joining it and splitting its clients.
+func TestStubRefusesSharedPort(t *testing.T) {
+	c, err := reusePortConfig.ListenPacket(context.Background(), "udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	at := c.LocalAddr().(*net.UDPAddr).AddrPort()
+	e := newTestENR(t, DefaultConfig(), newFakeMapper(100), newFakeUpstream())
+	s, err := NewStub(e, StubConfig{Listen: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err == nil {
+		s.Shutdown(context.Background())
+		t.Fatalf("stub started on %v, held by another socket with SO_REUSEPORT", at)
+	} else if !errors.Is(err, syscall.EADDRINUSE) {
+		t.Fatalf("Start: %v, want address in use", err)
+	}
 }
