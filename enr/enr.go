@@ -22,6 +22,7 @@ type ENR struct {
 	up       Upstream
 	counters *drop.Counters
 	cache    *cache
+	packed   *packedCache // the stub's answers as sent
 	pass     atomic.Bool
 }
 
@@ -42,6 +43,7 @@ func New(cfg Config, m Mapper, up Upstream, counters *drop.Counters) (*ENR, erro
 	e := &ENR{cfg: cfg, up: up, counters: counters}
 	e.rules = newRules(&e.cfg, m)
 	e.cache = newCache(cfg.CacheEntries, e.rules.maxTTL)
+	e.packed = newPackedCache()
 	return e, nil
 }
 
@@ -51,7 +53,10 @@ func (e *ENR) Counters() *drop.Counters { return e.counters }
 // SetPassThrough turns synthesis off (true) or on. RFC 6535 §4.5: once the
 // host has IPv4 connectivity BIH "MUST stop initiating protocol translation
 // sessions for new connections", so every query then passes untouched.
-func (e *ENR) SetPassThrough(on bool) { e.pass.Store(on) }
+func (e *ENR) SetPassThrough(on bool) {
+	e.pass.Store(on)
+	e.packed.flush()
+}
 
 // PassThrough reports the pass-through switch.
 func (e *ENR) PassThrough() bool { return e.pass.Load() }
@@ -60,7 +65,10 @@ func (e *ENR) PassThrough() bool { return e.pass.Load() }
 // the ENR could repeat (RFC 6535 §2.3.4: cache entries for synthetic
 // addresses MUST be flushed when mappings are cleared). It returns how many
 // entries were dropped. See FlushHostCaches for the host's own stub.
-func (e *ENR) Flush() int { return e.cache.flush() }
+func (e *ENR) Flush() int {
+	e.packed.flush()
+	return e.cache.flush()
+}
 
 // Plan decides what to do with a query (see planQuery) and counts the reason
 // when it is not considered.
@@ -125,10 +133,16 @@ func sameQuestion(a, b dns.Question) bool {
 // delivered untouched. The answer fits in size bytes (TC set when cut).
 // requester is the application's address, for the pool's quotas.
 func (e *ENR) Answer(query *dns.Msg, plan QueryPlan, resp, side *dns.Msg, requester netip.Addr, size int) *dns.Msg {
+	out, _ := e.answer(query, plan, resp, side, requester, size)
+	return out
+}
+
+// answer is Answer, also returning the reason it counted.
+func (e *ENR) answer(query *dns.Msg, plan QueryPlan, resp, side *dns.Msg, requester netip.Addr, size int) (*dns.Msg, drop.Reason) {
 	var out *dns.Msg
+	var reason drop.Reason
 	switch plan.Kind {
 	case QueryA:
-		var reason drop.Reason
 		out, reason = e.rules.synthesizeA(query, resp, side, requester)
 		e.counters.Add(reason)
 	case QueryPTRMapped:
@@ -139,7 +153,7 @@ func (e *ENR) Answer(query *dns.Msg, plan QueryPlan, resp, side *dns.Msg, reques
 	if out != nil {
 		fitMessage(out, size)
 	}
-	return out
+	return out, reason
 }
 
 // Resolve answers query the way the stub mode does: the query goes to the
@@ -152,34 +166,35 @@ func (e *ENR) Resolve(ctx context.Context, query *dns.Msg, requester netip.Addr,
 
 // resolveCached is Resolve for an A or passed query whose answer, and side
 // lookup, are both in the cache; it returns nil when anything is missing,
-// without asking anyone.
-func (e *ENR) resolveCached(query *dns.Msg, plan QueryPlan, requester netip.Addr, size int) *dns.Msg {
+// without asking anyone. synthesized reports an answer synthesized with
+// nothing counted against it (every address mapped).
+func (e *ENR) resolveCached(query *dns.Msg, plan QueryPlan, requester netip.Addr, size int) (out *dns.Msg, synthesized bool) {
 	if plan.Kind != QueryPass && plan.Kind != QueryA {
-		return nil
+		return nil, false
 	}
 	key, ok := forwardKey(query)
 	if !ok {
-		return nil
+		return nil, false
 	}
 	now := e.cfg.Now()
 	var side *dns.Msg
 	if plan.Kind == QueryA {
 		// Answer only reads the side result.
 		if side = e.cache.view(sideKey(netip.AddrPort{}, plan.Name, plan.Type), now); side == nil {
-			return nil
+			return nil, false
 		}
 	}
 	resp := e.cache.get(key, now)
 	if resp == nil {
-		return nil
+		return nil, false
 	}
 	resp.Authoritative = false // from a cache (RFC 1035 §4.1.1)
 	if plan.Kind == QueryA {
-		if out := e.Answer(query, plan, resp, side, requester, size); out != nil {
-			return out
+		if out, reason := e.answer(query, plan, resp, side, requester, size); out != nil {
+			return out, reason == drop.None
 		}
 	}
-	return fitted(restoreQuestion(resp, query), size)
+	return fitted(restoreQuestion(resp, query), size), false
 }
 
 func (e *ENR) resolvePlanned(ctx context.Context, query *dns.Msg, plan QueryPlan, requester netip.Addr, size int) (*dns.Msg, error) {

@@ -42,6 +42,7 @@ func (e *ENR) SetExclusions(a, aaaa []netip.Prefix) error {
 		return fmt.Errorf("set exclusions: %w", err)
 	}
 	e.rules.excl.Store(&exclusions{a: slices.Clone(a), aaaa: slices.Clone(aaaa)})
+	e.packed.flush()
 	return nil
 }
 

@@ -241,7 +241,7 @@ func (s *Stub) answerFrom(ip netip.Addr, r *dns.Msg, size int) *dns.Msg {
 		return out
 	}
 	plan := s.enr.Plan(r)
-	if out := s.enr.resolveCached(r, plan, ip, size); out != nil {
+	if out, _ := s.enr.resolveCached(r, plan, ip, size); out != nil {
 		return out
 	}
 	return s.resolve(r, plan, ip, size)

@@ -101,6 +101,8 @@ func (u *udpServer) read(bio batchIO) {
 	replies := make([][]byte, udpBatch)
 	out := make([][]byte, 0, udpBatch)
 	idx := make([]int, 0, udpBatch)
+	var key []byte
+	e := u.stub.enr
 	for {
 		n, err := bio.read()
 		if err != nil {
@@ -116,13 +118,30 @@ func (u *udpServer) read(bio batchIO) {
 			if !ok {
 				continue
 			}
-			reply := u.take(b, from)
+			// Never answer a response (QR set): two servers could
+			// bounce errors at each other forever.
+			if len(b) < 12 || b[2]&0x80 != 0 {
+				continue
+			}
+			ip, now := from.Addr().Unmap(), e.cfg.Now()
+			if u.stub.allowedIP(ip) { // else take refuses it
+				key = packedKey(key[:0], ip, b)
+				if p, ok := e.packed.answer(replies[len(out)][:0], key, b, ip, e.rules.mapper, now); ok {
+					replies[len(out)] = p
+					out, idx = append(out, p), append(idx, i)
+					continue
+				}
+			}
+			reply, synth := u.take(b, ip, from)
 			if reply == nil {
 				continue
 			}
 			p, err := reply.PackBuffer(replies[len(out)][:0])
 			if err != nil {
 				continue
+			}
+			if synth != nil && !e.pass.Load() {
+				e.packed.put(key, p, synth, now)
 			}
 			replies[len(out)] = p
 			out, idx = append(out, p), append(idx, i)
@@ -142,30 +161,31 @@ func (u *udpServer) read(bio batchIO) {
 	}
 }
 
-// take handles one datagram: it returns the reply to send now (from the
-// cache, or a local refusal), or nil when there is none or when a goroutine
-// of its own answers the query once the upstream has.
-func (u *udpServer) take(b []byte, from netip.AddrPort) *dns.Msg {
-	// Never answer a response (QR set): two servers could bounce errors
-	// at each other forever.
-	if len(b) < 12 || b[2]&0x80 != 0 {
-		return nil
-	}
+// take handles one datagram from ip (as the stub sees the client) at from:
+// it returns the reply to send now (from the cache, or a local refusal), or
+// nil when there is none or when a goroutine of its own answers the query
+// once the upstream has. A synthesized reply comes with its records, for
+// the packed cache.
+func (u *udpServer) take(b []byte, ip netip.Addr, from netip.AddrPort) (*dns.Msg, []synthAddr) {
 	m := new(dns.Msg)
 	if m.Unpack(b) != nil {
-		return nil // malformed: no answer, as for garbage
+		return nil, nil // malformed: no answer, as for garbage
 	}
-	ip, size := from.Addr().Unmap(), clientUDPSize(m)
+	size := clientUDPSize(m)
 	if out := u.stub.refuse(ip, m); out != nil {
-		return out
+		return out, nil
 	}
 	plan := u.stub.enr.Plan(m)
-	if out := u.stub.enr.resolveCached(m, plan, ip, size); out != nil {
-		return out
+	if out, synthesized := u.stub.enr.resolveCached(m, plan, ip, size); out != nil {
+		var synth []synthAddr
+		if synthesized {
+			synth, _ = u.stub.enr.synthesized(out)
+		}
+		return out, synth
 	}
 	if u.inflight.Add(1) > maxUDPInFlight {
 		u.inflight.Add(-1)
-		return nil
+		return nil, nil
 	}
 	u.handlers.Add(1)
 	go func() {
@@ -173,7 +193,7 @@ func (u *udpServer) take(b []byte, from netip.AddrPort) *dns.Msg {
 		defer u.inflight.Add(-1)
 		u.send(u.stub.resolve(m, plan, ip, size), from)
 	}()
-	return nil
+	return nil, nil
 }
 
 func (u *udpServer) send(out *dns.Msg, to netip.AddrPort) {
