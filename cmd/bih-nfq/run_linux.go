@@ -97,10 +97,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	d.setState("running")
 	if cfg.HostMode() {
 		log.Info("running", "mode", cfg.Mode, "pools", d.routedPools, "source4", d.host.Source4(),
-			"source6", d.host.Source6(), "queues", len(d.workers), "backend", d.rules.Backend())
+			"source6", d.host.Source6(), "queues", len(d.workers), "procs", runtime.GOMAXPROCS(0),
+			"backend", d.rules.Backend())
 	} else {
 		log.Info("running", "mode", cfg.Mode, "pools", d.routedPools, "queues", len(d.workers),
-			"backend", d.rules.Backend())
+			"procs", runtime.GOMAXPROCS(0), "backend", d.rules.Backend())
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -205,6 +206,31 @@ func checkCapabilities() error {
 	return errors.New("read capabilities: no CapEff line in /proc/self/status")
 }
 
+// procs is the daemon's GOMAXPROCS for queue.procs n. The data path's
+// system calls do the kernel's work for each packet (reinjecting accepted
+// ones, carrying raw sends through the stack) on the daemon's threads, and
+// the applications at either end need CPUs too. With a P per CPU, every
+// wake-up of a worker also wakes an idle thread that spins looking for more
+// work, on the CPU an application or the kernel was about to use. Measured
+// on 2 CPUs with one P instead of two: intercepted DNS +13 to 25 % qps,
+// 64-byte UDP +7 %, TCP unchanged. The stub, a DNS server with a reader
+// and socket per CPU, is faster with all of them, as Unbound is with a
+// thread per CPU. An explicit n wins; then the GOMAXPROCS environment
+// variable (env, already applied by the runtime: startProcs).
+func procs(n int, stub, env bool) int {
+	switch {
+	case n > 0:
+		return n
+	case env || stub:
+		return startProcs
+	}
+	return max(1, startProcs/2)
+}
+
+// startProcs is GOMAXPROCS as the runtime set it: the CPUs the process may
+// use, or the environment's GOMAXPROCS.
+var startProcs = runtime.GOMAXPROCS(0)
+
 func (d *daemon) start(parent context.Context) error {
 	cfg := d.cfg
 	// Validated at load; parsed here into the types the packages take.
@@ -226,6 +252,7 @@ func (d *daemon) start(parent context.Context) error {
 		return err
 	}
 	d.onUndo(func() error { release(); return nil })
+	runtime.GOMAXPROCS(procs(cfg.Queue.Procs, cfg.DNS.Mode == config.DNSStub, os.Getenv("GOMAXPROCS") != ""))
 	d.fatal = make(chan error, 1)
 	ctx, cancel := context.WithCancel(parent)
 	d.cancel = cancel

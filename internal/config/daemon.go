@@ -69,6 +69,10 @@ type NFT struct {
 type Queue struct {
 	// Count is the number of translation queues and workers; 0: one per CPU.
 	Count int `yaml:"count"`
+	// Procs is how many threads run the daemon's Go code at once
+	// (GOMAXPROCS); 0: half the CPUs (at least one), one per CPU in stub
+	// mode, or the GOMAXPROCS environment variable when it is set.
+	Procs int `yaml:"procs"`
 	// Translation is the first translation queue number, DNS the DNS queue.
 	Translation int `yaml:"translation"`
 	DNS         int `yaml:"dns"`
@@ -249,6 +253,9 @@ func (n *NFT) validate() error {
 func (q *Queue) validate() error {
 	if q.Count < 0 || q.Count > 64 {
 		return keyErr("queue.count", "%d: want 0 (one per CPU) to 64", q.Count)
+	}
+	if q.Procs < 0 || q.Procs > 1024 {
+		return keyErr("queue.procs", "%d: want 0 (automatic) to 1024", q.Procs)
 	}
 	if q.Translation < 0 || q.Translation+max(q.Count, 1) > 65536 {
 		return keyErr("queue.translation", "%d is not a queue number", q.Translation)

@@ -81,6 +81,7 @@ func TestDaemonSectionsBad(t *testing.T) {
 		{"nft:\n  mark: 0x1ffffffff\n", "nft.mark"},
 		{"nft:\n  rules: sometimes\n", "nft.rules"},
 		{"queue:\n  count: 65\n", "queue.count"},
+		{"queue:\n  procs: -1\n", "queue.procs"},
 		{"queue:\n  dns: 70000\n", "queue.dns"},
 		{"queue:\n  tcp-gso: kernel\n", "queue.tcp-gso"},
 		{"queue:\n  translation: -1\n", "queue.translation"},
