@@ -17,7 +17,7 @@ import (
 const maxUDPInFlight = 8192
 
 // udpServer answers the stub's UDP queries: a few goroutines read (one per
-// CPU, several datagrams per system call, without per-read deadlines) and
+// P, up to 8, several datagrams per system call, no per-read deadline) and
 // answer from the cache in batches; a query that must wait on the upstream
 // is answered by a goroutine of its own. Where the system has SO_REUSEPORT,
 // each reader has a socket of its own on the same address, so that the

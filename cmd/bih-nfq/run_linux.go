@@ -212,10 +212,10 @@ func checkCapabilities() error {
 // the applications at either end need CPUs too. With a P per CPU, every
 // wake-up of a worker also wakes an idle thread that spins looking for more
 // work, on the CPU an application or the kernel was about to use. Measured
-// on 2 CPUs with one P instead of two: intercepted DNS +13 to 25 % qps,
-// 64-byte UDP +7 %, TCP unchanged. The stub, a DNS server with a reader
-// and socket per CPU, is faster with all of them, as Unbound is with a
-// thread per CPU. An explicit n wins; then the GOMAXPROCS environment
+// on 2 CPUs, one P against two, alternating on one lab: intercepted DNS
+// about +10 % qps (noisy), TCP bulk unchanged. The stub, a DNS server with
+// a reader and socket per P, is faster with all of them, as Unbound is with
+// a thread per CPU. An explicit n wins; then the GOMAXPROCS environment
 // variable (env, already applied by the runtime: startProcs).
 func procs(n int, stub, env bool) int {
 	switch {
