@@ -10,8 +10,9 @@ import (
 	"github.com/miekg/dns"
 )
 
-// cache keeps AAAA and PTR lookup results, and in stub mode the answers to
-// forwarded queries, for their TTL. It holds upstream answers only; every
+// cache keeps AAAA and PTR lookup results, and the answers to the
+// applications' A queries (stub mode: forwarded; intercept mode: the
+// resolver's responses), for their TTL. It holds upstream answers only; every
 // synthesized answer is rebuilt from it, so dropping it (Flush) drops every
 // synthesized answer the ENR could repeat (RFC 6535 §2.3.4).
 type cache struct {
@@ -23,6 +24,7 @@ type cache struct {
 
 type cacheKey struct {
 	server netip.AddrPort // side lookups: the resolver asked (zero: the default)
+	client netip.Addr     // intercepted answers: the application's address
 	name   string         // lower case
 	qtype  uint16
 	qclass uint16
@@ -198,7 +200,18 @@ func (c *cache) put(k cacheKey, m *dns.Msg, now time.Time) {
 			delete(c.entries, key)
 		}
 	}
-	c.entries[k] = &cacheEntry{msg: m.Copy(), stored: now, expires: now.Add(time.Duration(ttl) * time.Second)}
+	m = m.Copy()
+	if m.Rcode == dns.RcodeNameError || len(m.Answer) == 0 {
+		// RFC 2308 §3, §5: a negative answer's SOA lives min(TTL, MINIMUM)
+		// and, cached, ages like any record; the answers built from it then
+		// carry the remaining negative TTL.
+		for _, rr := range m.Ns {
+			if soa, ok := rr.(*dns.SOA); ok {
+				soa.Hdr.Ttl = min(soa.Hdr.Ttl, soa.Minttl)
+			}
+		}
+	}
+	c.entries[k] = &cacheEntry{msg: m, stored: now, expires: now.Add(time.Duration(ttl) * time.Second)}
 }
 
 func (c *cache) flush() int {

@@ -42,6 +42,7 @@ type Result struct {
 	Verdict Verdict
 	Packet  []byte      // replacement datagram (Accept), nil for untouched
 	Inject  []byte      // datagram to deliver toward the application
+	Cached  bool        // Inject answers the query from the cache
 	Reason  drop.Reason // why the packet was not considered, or None
 }
 
@@ -171,6 +172,12 @@ func (ic *Interceptor) Query(pkt []byte) Result {
 			return Result{Reason: ic.count(drop.DNSMalformed)}
 		}
 		return Result{Verdict: Drop, Inject: buildUDP(nil, p.v6, p.dst, p.src, b)}
+	}
+
+	if plan.Kind == QueryA && !ic.opts.Synchronous {
+		if b := ic.cachedAnswer(q, plan, &p); b != nil {
+			return Result{Verdict: Drop, Inject: b, Cached: true}
+		}
 	}
 
 	now := ic.enr.cfg.Now()
@@ -419,8 +426,56 @@ func (ic *Interceptor) Response(pkt []byte, done func(Result)) Result {
 	return Result{Verdict: Pending}
 }
 
+// interceptKey is the cache key of the resolver's response to query, asked
+// by client: a resolver may answer clients differently, so one client's
+// answer never stands for another's.
+func interceptKey(query *dns.Msg, resolver netip.AddrPort, client netip.Addr) (cacheKey, bool) {
+	k, ok := forwardKey(query)
+	k.server, k.client = resolver, client.Unmap()
+	return k, ok
+}
+
+// cachedAnswer returns the datagram answering the A query q (packet p) from
+// the cache, or nil when the resolver's response or the side result is not
+// there. This is the DNS cache of the network-layer ENR (RFC 6535 §2.3.4):
+// a query repeated within the TTLs never leaves the host, and Flush empties
+// it with every synthesized answer. Timed-out, truncated and failed
+// responses are never stored (cacheTTL).
+func (ic *Interceptor) cachedAnswer(q *dns.Msg, plan QueryPlan, p *udpPacket) []byte {
+	key, ok := interceptKey(q, p.dst, p.src.Addr())
+	if !ok {
+		return nil
+	}
+	now := ic.enr.cfg.Now()
+	side := ic.enr.cache.view(sideKey(p.dst, plan.Name, plan.Type), now) // only read
+	if side == nil {
+		return nil
+	}
+	resp := ic.enr.cache.get(key, now)
+	if resp == nil {
+		return nil
+	}
+	resp.Authoritative = false // from a cache (RFC 1035 §4.1.1)
+	size := clientUDPSize(q)
+	out := ic.enr.Answer(q, plan, resp, side, p.src.Addr(), size)
+	if out == nil {
+		out = fitted(restoreQuestion(resp, q), size)
+	}
+	b, err := out.Pack()
+	if err != nil {
+		return nil
+	}
+	return buildUDP(nil, p.v6, p.dst, p.src, b)
+}
+
 // finish decides a matched response.
 func (ic *Interceptor) finish(query *dns.Msg, plan QueryPlan, p *udpPacket, resp, side *dns.Msg) Result {
+	if plan.Kind == QueryA && !ic.opts.Synchronous {
+		// p is the response: from the resolver to the client.
+		if key, ok := interceptKey(query, p.src, p.dst.Addr()); ok {
+			ic.enr.cache.put(key, resp, ic.enr.cfg.Now())
+		}
+	}
 	ans := ic.enr.Answer(query, plan, resp, side, p.dst.Addr(), clientUDPSize(query))
 	if ans == nil {
 		return Result{}

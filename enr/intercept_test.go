@@ -306,13 +306,14 @@ func TestInterceptPendingAndLookupFailure(t *testing.T) {
 		t.Fatalf("answer %v", m)
 	}
 
-	// Asked again: the AAAA result is cached, so the response is decided
-	// at once, without a lookup.
+	// Asked again by another client (whose answer is not cached): the
+	// AAAA result is, so the response is decided at once, without a lookup.
 	asked := len(f.up.questions())
 	qa := query("slow.bih.test.", dns.TypeA)
 	qa.Id = 9
-	f.ic.Query(udp(app4, resolver4, packMsg(t, qa)))
-	r = f.ic.Response(udp(resolver4, app4, packMsg(t, reply(qa, dns.RcodeSuccess, nil, []string{soa}))), func(Result) {
+	other := netip.MustParseAddrPort("127.0.0.2:40000")
+	f.ic.Query(udp(other, resolver4, packMsg(t, qa)))
+	r = f.ic.Response(udp(resolver4, other, packMsg(t, reply(qa, dns.RcodeSuccess, nil, []string{soa}))), func(Result) {
 		t.Error("a cached lookup left the response pending")
 	})
 	if r.Verdict != Accept || r.Packet == nil || len(f.up.questions()) != asked {

@@ -35,6 +35,7 @@ type DNSStats struct {
 	Queries, Responses      atomic.Uint64
 	Rewritten, Untouched    atomic.Uint64
 	Injected, Held, Dropped atomic.Uint64
+	Cached                  atomic.Uint64 // queries answered from the ENR's cache
 	VerdictErrors           atomic.Uint64
 }
 
@@ -55,7 +56,11 @@ func (h *DNS) Handle(p *Packet, out Sink) uint32 {
 		h.Stats.Held.Add(1)
 		return Pending
 	case enr.Drop:
-		h.Stats.Dropped.Add(1)
+		if r.Cached {
+			h.Stats.Cached.Add(1)
+		} else {
+			h.Stats.Dropped.Add(1)
+		}
 		if r.Inject != nil {
 			if err := out.Add(r.Inject, false); err != nil {
 				h.Drops.Add(drop.EmitFailed)

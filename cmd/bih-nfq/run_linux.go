@@ -957,6 +957,7 @@ func (d *daemon) statusWith(mappings bool) Status {
 		st.DNS["untouched"] = s.Untouched.Load()
 		st.DNS["injected"] = s.Injected.Load()
 		st.DNS["held"] = s.Held.Load()
+		st.DNS["cached"] = s.Cached.Load()
 	}
 	kstats := map[uint16]queue.KernelStats{}
 	if f, err := os.Open("/proc/net/netfilter/nfnetlink_queue"); err == nil {

@@ -104,6 +104,19 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("a repeated query answered from the ENR's cache", func(t *testing.T) {
+		// getent asks without EDNS options: the resolver's answer and the
+		// AAAA result from the first subtest are cached (RFC 6535 §2.3.4).
+		before := statusCount(t, d, "dns", "cached")
+		first := l.resolve4("web.test")
+		if again := l.resolve4("web.test"); again != first || !defaultPool.Contains(again) {
+			t.Fatalf("web.test resolved to %v, then %v", first, again)
+		}
+		if n := statusCount(t, d, "dns", "cached"); n < before+2 {
+			t.Errorf("dns cached %v after two more queries, was %v\n%s", n, before, d.Log)
+		}
+	})
+
 	t.Run("ping and traceroute", func(t *testing.T) { // scenario 2
 		testenv.RequireCommand(t, "traceroute")
 		out := l.Must("host", 20*time.Second, "ping", "-4", "-c", "3", "-W", "2", "web.test")
@@ -135,7 +148,7 @@ func TestEndToEnd(t *testing.T) {
 		// Packet Too Big must come back as Fragmentation Needed. They leave
 		// as whole super-packets, cut by the kernel (queue.tcp-gso forward).
 		l.upload(t, 5_000_000)
-		if n := translatedCount(t, d, "4to6_whole"); n == 0 {
+		if n := statusCount(t, d, "translated", "4to6_whole"); n == 0 {
 			t.Errorf("no TCP super-packet left whole during the upload\n%s", d.Log)
 		}
 		// A 3,000-byte UDP datagram with DF clear: IPv6 fragments, whole at
@@ -211,14 +224,14 @@ func (l *Lab) upload(t *testing.T, n int) {
 	}
 }
 
-// translatedCount reads one of the status's translated counters.
-func translatedCount(t *testing.T, d *Daemon, key string) float64 {
+// statusCount is one counter of a section of the daemon's status.
+func statusCount(t *testing.T, d *Daemon, section, key string) float64 {
 	t.Helper()
 	st, err := d.Status()
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr, _ := st["translated"].(map[string]any)
+	tr, _ := st[section].(map[string]any)
 	v, _ := tr[key].(float64)
 	return v
 }
@@ -229,10 +242,10 @@ func TestUploadCut(t *testing.T) {
 	l := NewLab(t)
 	d := l.StartDaemon("queue:\n  tcp-gso: cut\n")
 	l.upload(t, 5_000_000)
-	if n := translatedCount(t, d, "4to6_whole"); n != 0 {
+	if n := statusCount(t, d, "translated", "4to6_whole"); n != 0 {
 		t.Errorf("%v super-packets left whole with tcp-gso cut", n)
 	}
-	if n := translatedCount(t, d, "4to6_packets"); n < 3000 {
+	if n := statusCount(t, d, "translated", "4to6_packets"); n < 3000 {
 		t.Errorf("%v packets translated for a 5 MB upload", n)
 	}
 }
