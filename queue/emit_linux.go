@@ -38,6 +38,11 @@ type Emitter struct {
 	tun  int
 	vhdr [virtioNetHdrLen]byte
 	wiov [2]unix.Iovec
+	// train is the buffer a UDP train is gathered in; noTrains is set
+	// when the kernel refused one (it then goes out datagram by datagram).
+	train    []byte
+	noTrains bool
+	trains   uint64
 }
 
 type emitQueue struct {
@@ -53,10 +58,10 @@ type emitQueue struct {
 	cmsg []byte
 
 	// sendFn is the sendmmsg call, made once (see Conn.recvFn).
-	sendFn func(fd uintptr) bool
-	start  int
-	sent   int
-	serr   syscall.Errno
+	sendFn     func(fd uintptr) bool
+	start, end int
+	sent       int
+	serr       syscall.Errno
 }
 
 // pktinfoSpace is one IPV6_PKTINFO control message.
@@ -67,7 +72,8 @@ type EmitterConfig struct {
 	Mark  uint32 // SO_MARK on every socket
 	Batch int    // packets per family per flush (default 128)
 	NetNS int    // network namespace fd, 0 for the current one
-	// TUN, when set, takes IPv6 TCP super-packets whole (AddWhole): a TUN
+	// TUN, when set, takes IPv6 TCP super-packets whole (AddWhole), and
+	// runs of UDP datagrams as trains (Flush): a TUN
 	// link opened with a virtio-net header (IFF_VNET_HDR) whose packets the
 	// kernel forwards. Shared by every Emitter; the caller closes it.
 	TUN *os.File
@@ -123,7 +129,7 @@ func NewEmitter(cfg EmitterConfig) (*Emitter, error) {
 		q := &e.fam[i]
 		q.sendFn = func(fd uintptr) bool {
 			// Raw IPPROTO_RAW sockets never wait but for send buffer space.
-			r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&q.hdrs[q.start])), uintptr(q.n-q.start), 0, 0, 0)
+			r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&q.hdrs[q.start])), uintptr(q.end-q.start), 0, 0, 0)
 			q.sent, q.serr = int(r), e
 			return true
 		}
@@ -202,33 +208,61 @@ func (e *Emitter) Add(pkt []byte, stable bool) error {
 
 // Flush sends every queued packet and returns how many the kernel refused
 // (no route, too big): those are skipped, counted, and the rest still sent.
+// With a TUN link, runs of IPv6 UDP datagrams of one flow leave as trains
+// (writeTrain), in their place in the order.
 func (e *Emitter) Flush() (failed int) {
 	for i := range e.fam {
-		sent, bad, err := e.fam[i].flush(i == 1)
-		e.sent += uint64(sent)
-		e.failed += uint64(bad)
-		failed += bad
-		if err != nil {
-			e.LastErr = err
+		q := &e.fam[i]
+		lo := 0
+		if i == 1 && e.tun >= 0 && !e.noTrains {
+			for j := 0; j < q.n; {
+				n := trainLen(q.pkts[j:q.n])
+				if n < 2 {
+					j++
+					continue
+				}
+				failed += e.send(q, true, lo, j)
+				if err := e.writeTrain(q.pkts[j : j+n]); err != nil {
+					e.noTrains = true
+					e.LastErr = err
+					failed += e.send(q, true, j, j+n)
+				}
+				j += n
+				lo = j
+			}
 		}
+		failed += e.send(q, i == 1, lo, q.n)
+		clear(q.pkts[:q.n])
+		q.n = 0
 	}
 	e.used = 0
 	return failed
 }
 
-// take returns the packets sent and refused since the last call (a full
-// batch may have been flushed inside Add).
-func (e *Emitter) take() (sent, failed uint64) {
-	sent, failed = e.sent, e.failed
-	e.sent, e.failed = 0, 0
-	return sent, failed
+// send sends the queued packets lo to hi of q and counts them.
+func (e *Emitter) send(q *emitQueue, v6 bool, lo, hi int) (failed int) {
+	sent, bad, err := q.flush(v6, lo, hi)
+	e.sent += uint64(sent)
+	e.failed += uint64(bad)
+	if err != nil {
+		e.LastErr = err
+	}
+	return bad
 }
 
-func (q *emitQueue) flush(v6 bool) (sent, failed int, last error) {
-	if q.n == 0 {
+// take returns the packets sent and refused, and the UDP trains written,
+// since the last call (a full batch may have been flushed inside Add).
+func (e *Emitter) take() (sent, failed, trains uint64) {
+	sent, failed, trains = e.sent, e.failed, e.trains
+	e.sent, e.failed, e.trains = 0, 0, 0
+	return sent, failed, trains
+}
+
+func (q *emitQueue) flush(v6 bool, lo, hi int) (sent, failed int, last error) {
+	if lo >= hi {
 		return 0, 0, nil
 	}
-	for i := 0; i < q.n; i++ {
+	for i := lo; i < hi; i++ {
 		p := q.pkts[i]
 		q.iov[i].Base = &p[0]
 		q.iov[i].SetLen(len(p))
@@ -255,11 +289,11 @@ func (q *emitQueue) flush(v6 bool) (sent, failed int, last error) {
 			h.Namelen = unix.SizeofSockaddrInet4
 		}
 	}
-	for q.start = 0; q.start < q.n; {
+	for q.start, q.end = lo, hi; q.start < q.end; {
 		err := q.rc.Write(q.sendFn)
 		n, serr := q.sent, q.serr
 		if err != nil { // socket closed
-			failed += q.n - q.start
+			failed += q.end - q.start
 			last = fmt.Errorf("sendmmsg: %w", err)
 			break
 		}
@@ -277,8 +311,6 @@ func (q *emitQueue) flush(v6 bool) (sent, failed int, last error) {
 		}
 		q.start += n
 	}
-	clear(q.pkts[:q.n])
-	q.n = 0
 	return sent, failed, last
 }
 
@@ -289,6 +321,97 @@ const (
 	virtioNetHdrNeedsCsum = 1 // VIRTIO_NET_HDR_F_NEEDS_CSUM
 	virtioNetHdrGSOTCPv6  = 4 // VIRTIO_NET_HDR_GSO_TCPV6
 )
+
+const (
+	virtioNetHdrGSOUDPL4 = 5 // VIRTIO_NET_HDR_GSO_UDP_L4
+	// trainMax bounds the datagrams of a train, within the kernel's
+	// UDP_MAX_SEGMENTS.
+	trainMax = 64
+)
+
+// trainLen returns how many of pkts, from the first, form a UDP train:
+// IPv6 datagrams with no extension header and the same first 4 bytes
+// (traffic class, flow label), next header and hop limit, addresses and
+// ports, each of the first one's payload size but the last, which may be
+// shorter; at most trainMax of them, in 64 KiB.
+func trainLen(pkts [][]byte) int {
+	a := pkts[0]
+	if !plainUDP6(a) {
+		return 1
+	}
+	seg := len(a) - 48
+	total, n := seg, 1
+	for n < len(pkts) && n < trainMax {
+		b := pkts[n]
+		if !plainUDP6(b) || [4]byte(a[:4]) != [4]byte(b[:4]) || a[7] != b[7] || [36]byte(a[8:44]) != [36]byte(b[8:44]) {
+			break
+		}
+		l := len(b) - 48
+		if l > seg || 8+total+l > 0xffff {
+			break
+		}
+		total += l
+		n++
+		if l < seg {
+			break
+		}
+	}
+	return n
+}
+
+// plainUDP6 reports an IPv6 UDP datagram with no extension header, a
+// payload, and lengths that agree.
+func plainUDP6(p []byte) bool {
+	return len(p) > 48 && p[0]>>4 == 6 && p[6] == protoUDP &&
+		int(binary.BigEndian.Uint16(p[4:])) == len(p)-40 && int(binary.BigEndian.Uint16(p[44:])) == len(p)-40
+}
+
+// writeTrain writes pkts, a UDP train (trainLen), into the TUN link as one
+// super-packet with a virtio-net header asking for the first one's payload
+// size per segment (VIRTIO_NET_HDR_GSO_UDP_L4): the kernel forwards it once
+// and cuts it back into the same datagrams, checksums computed, where the
+// path needs them (at the latest, the receiving socket). Packets queued
+// before it must have been sent.
+func (e *Emitter) writeTrain(pkts [][]byte) error {
+	a := pkts[0]
+	seg := len(a) - 48
+	n := 8
+	for _, p := range pkts {
+		n += len(p) - 48
+	}
+	if e.train == nil {
+		e.train = make([]byte, 0, 40+0xffff)
+	}
+	b := append(e.train[:0], a[:48]...)
+	binary.BigEndian.PutUint16(b[4:], uint16(n))
+	binary.BigEndian.PutUint16(b[44:], uint16(n))
+	binary.BigEndian.PutUint16(b[46:], pseudoSum(b, protoUDP, n))
+	for _, p := range pkts {
+		b = append(b, p[48:]...)
+	}
+	h := e.vhdr[:]
+	h[0] = virtioNetHdrNeedsCsum
+	h[1] = virtioNetHdrGSOUDPL4
+	binary.NativeEndian.PutUint16(h[2:], 48)          // hdr_len
+	binary.NativeEndian.PutUint16(h[4:], uint16(seg)) // gso_size
+	binary.NativeEndian.PutUint16(h[6:], 40)          // csum_start
+	binary.NativeEndian.PutUint16(h[8:], 6)           // csum_offset
+	e.wiov[0].Base, e.wiov[1].Base = &h[0], &b[0]
+	e.wiov[0].SetLen(len(h))
+	e.wiov[1].SetLen(len(b))
+	for {
+		_, _, errno := unix.RawSyscall(unix.SYS_WRITEV, uintptr(e.tun), uintptr(unsafe.Pointer(&e.wiov[0])), 2)
+		switch errno {
+		case 0:
+			e.sent += uint64(len(pkts))
+			e.trains++
+			return nil
+		case unix.EINTR:
+			continue
+		}
+		return fmt.Errorf("TUN write of a UDP train: %w", errno)
+	}
+}
 
 // errNoWhole is AddWhole's answer without a TUN link.
 var errNoWhole = errors.New("emit: no TUN link for whole super-packets")

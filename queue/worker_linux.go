@@ -19,6 +19,7 @@ type Stats struct {
 	Requeued  atomic.Uint64 // handed to another queue (RequeueTo)
 	Emitted   atomic.Uint64
 	EmitFails atomic.Uint64
+	UDPTrains atomic.Uint64 // runs of datagrams emitted as one (Emitter.writeTrain)
 	Batches   atomic.Uint64
 }
 
@@ -118,7 +119,8 @@ func (w *Worker) serve(pkts []Packet) error {
 		return fmt.Errorf("queue %d: verdicts: %w", w.Conn.cfg.Num, err)
 	}
 	w.Emitter.Flush()
-	sent, failed := w.Emitter.take()
+	sent, failed, trains := w.Emitter.take()
+	w.Stats.UDPTrains.Add(trains)
 	w.Stats.Emitted.Add(sent)
 	w.Stats.EmitFails.Add(failed)
 	for range failed {

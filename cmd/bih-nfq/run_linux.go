@@ -972,7 +972,8 @@ func (d *daemon) statusWith(mappings bool) Status {
 		k := kstats[d.nums[i]]
 		st.Queues = append(st.Queues, QueueStatus{Num: d.nums[i], Role: d.roles[i],
 			Received: w.Stats.Received.Load(), Emitted: w.Stats.Emitted.Load(), EmitFails: w.Stats.EmitFails.Load(),
-			Waiting: k.Waiting, QueueDrops: k.QueueDrops, UserDrops: k.UserDrops})
+			UDPTrains: w.Stats.UDPTrains.Load(),
+			Waiting:   k.Waiting, QueueDrops: k.QueueDrops, UserDrops: k.UserDrops})
 	}
 	return st
 }

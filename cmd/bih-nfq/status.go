@@ -79,6 +79,7 @@ type QueueStatus struct {
 	Received   uint64 `json:"received"`
 	Emitted    uint64 `json:"emitted"`
 	EmitFails  uint64 `json:"emit_failures"`
+	UDPTrains  uint64 `json:"udp_trains"` // runs of UDP datagrams that left as one (in Emitted)
 	Waiting    uint64 `json:"kernel_waiting"`
 	QueueDrops uint64 `json:"kernel_queue_drops"`
 	UserDrops  uint64 `json:"kernel_user_drops"`
@@ -178,10 +179,10 @@ func printStatus(w io.Writer, st *Status, all bool) {
 	for _, p := range st.Pools {
 		fmt.Fprintf(tw, "%s\t%v\t%d\t%d\n", p.Prefix, p.Active, p.Used, p.Size)
 	}
-	fmt.Fprintln(tw, "\nqueue\trole\treceived\temitted\temit-fail\tk-waiting\tk-qdrop\tk-udrop")
+	fmt.Fprintln(tw, "\nqueue\trole\treceived\temitted\temit-fail\tudp-trains\tk-waiting\tk-qdrop\tk-udrop")
 	for _, q := range st.Queues {
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%d\t%d\t%d\n", q.Num, q.Role, q.Received, q.Emitted,
-			q.EmitFails, q.Waiting, q.QueueDrops, q.UserDrops)
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", q.Num, q.Role, q.Received, q.Emitted,
+			q.EmitFails, q.UDPTrains, q.Waiting, q.QueueDrops, q.UserDrops)
 	}
 	tw.Flush()
 	if len(st.LANHosts) > 0 {

@@ -82,9 +82,10 @@ type Queue struct {
 	// UDPGSO takes the UDP super-packets (GSO) the translation queues cannot
 	// cut themselves; the kernel cuts them on the way in.
 	UDPGSO int `yaml:"udp-gso"`
-	// TCPGSO is how outgoing TCP super-packets leave once translated:
-	// forward (whole, into the TUN link, for the kernel to forward and cut
-	// as late as the uplink allows) or cut (into segments here, through raw
+	// TCPGSO is how outgoing TCP super-packets, and runs of UDP datagrams
+	// of one flow, leave once translated: forward (whole, into the TUN
+	// link, for the kernel to forward and cut as late as the path allows)
+	// or cut (into segments here; every datagram on its own; through raw
 	// sockets).
 	TCPGSO string `yaml:"tcp-gso"`
 	// FailOpenDNS lets DNS through untouched while the daemon is not

@@ -1,0 +1,132 @@
+package queue
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net"
+	"os"
+	"testing"
+	"time"
+)
+
+// udp6 builds an IPv6 UDP datagram with payload bytes, from port sport,
+// hop limit 64.
+func udp6(payload int, sport uint16) []byte {
+	p := make([]byte, 48+payload)
+	p[0] = 0x60
+	binary.BigEndian.PutUint16(p[4:], uint16(8+payload))
+	p[6], p[7] = protoUDP, 64
+	p[8], p[23] = 0x20, 1
+	p[24], p[39] = 0x20, 2
+	binary.BigEndian.PutUint16(p[40:], sport)
+	binary.BigEndian.PutUint16(p[42:], 9)
+	binary.BigEndian.PutUint16(p[44:], uint16(8+payload))
+	return p
+}
+
+func TestTrainLen(t *testing.T) {
+	same := func(n, size int) [][]byte {
+		var ps [][]byte
+		for range n {
+			ps = append(ps, udp6(size, 1000))
+		}
+		return ps
+	}
+	hop := udp6(64, 1000)
+	hop[7] = 63
+	label := udp6(64, 1000)
+	label[3] = 1
+	frag := udp6(64, 1000)
+	frag[6] = 44
+	badLen := udp6(64, 1000)
+	badLen[45]++
+	cases := []struct {
+		name string
+		pkts [][]byte
+		want int
+	}{
+		{"one flow, one size", same(5, 64), 5},
+		{"last shorter", append(same(3, 64), udp6(10, 1000)), 4},
+		{"a shorter one ends it", append(same(3, 64), udp6(10, 1000), udp6(10, 1000)), 4},
+		{"a longer one is not in it", append(same(3, 64), udp6(65, 1000)), 3},
+		{"another port", append(same(2, 64), udp6(64, 1001)), 2},
+		{"another hop limit", append(same(2, 64), hop), 2},
+		{"another flow label", append(same(2, 64), label), 2},
+		{"a fragment starts none", append([][]byte{frag}, same(3, 64)...), 1},
+		{"lengths that disagree", append(same(2, 64), badLen), 2},
+		{"no payload", same(3, 0), 1},
+		{"at most trainMax", same(trainMax+5, 8), trainMax},
+		{"at most 64 KiB", same(60, 1400), 46},
+	}
+	for _, c := range cases {
+		if got := trainLen(c.pkts); got != c.want {
+			t.Errorf("%s: trainLen = %d, want %d", c.name, got, c.want)
+		}
+	}
+}
+
+// TestEmitTrainRefused: a TUN link that refuses a train (here a descriptor
+// not open for writing) stops trains for good, and the run still goes out,
+// datagram by datagram through the raw socket, in order after what came
+// before it.
+func TestEmitTrainRefused(t *testing.T) {
+	ns := testNS(t)
+	notTUN, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer notTUN.Close()
+	em, err := NewEmitter(EmitterConfig{Mark: testMark, NetNS: ns, TUN: notTUN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer em.Close()
+	var rx *net.UDPConn
+	inNS(t, ns, func() {
+		rx, err = net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback, Port: 9997})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Close()
+	// One datagram of another flow first: it must leave before the run.
+	const n = 5
+	for i := range n {
+		p := udp6(6, 4000)
+		if i == 0 {
+			binary.BigEndian.PutUint16(p[40:], 4001)
+		}
+		copy(p[8:24], net.IPv6loopback)
+		copy(p[24:40], net.IPv6loopback)
+		binary.BigEndian.PutUint16(p[42:], 9997)
+		copy(p[48:], fmt.Sprintf("dgram%d", i))
+		var ph [40]byte
+		copy(ph[0:32], p[8:40])
+		binary.BigEndian.PutUint32(ph[32:], uint32(len(p)-40))
+		ph[39] = protoUDP
+		binary.BigEndian.PutUint16(p[46:], csum(p[40:], sum(ph[:], 0)))
+		if err := em.Add(p, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if failed := em.Flush(); failed != 0 {
+		t.Fatalf("%d sends refused: %v", failed, em.LastErr)
+	}
+	if sent, failed, trains := em.take(); sent != n || failed != 0 || trains != 0 {
+		t.Errorf("sent %d, failed %d, trains %d; want %d, 0, 0", sent, failed, trains, n)
+	}
+	if !em.noTrains || em.LastErr == nil {
+		t.Errorf("trains still on after a refused one (last error %v)", em.LastErr)
+	}
+	rx.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 100)
+	for i := range n {
+		k, _, err := rx.ReadFromUDP(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf("dgram%d", i); string(buf[:k]) != want {
+			t.Fatalf("datagram %d is %q, want %q", i, buf[:k], want)
+		}
+	}
+}
