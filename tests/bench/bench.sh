@@ -7,6 +7,7 @@
 # Per path, BENCH_RUNS runs (default 3) of:
 #   TCP bulk host→srv and srv→host      iperf3 -t BENCH_TIME [-R]
 #   64-byte UDP at a fixed offered rate  iperf3 -u -l 64 -b (BENCH_UDP_PPS × 512 bit)
+#   and at a saturating one              the same with BENCH_UDP_SAT_PPS
 #   RTT                                  ping -c 20 -i 0.05
 # plus, for the translators, CPU time (utime+stime of the process) per GB
 # moved and peak RSS (VmHWM). bih-nfq starts with BENCH_MAPPINGS mappings
@@ -21,6 +22,8 @@ ROOT=$PWD
 RUNS=${BENCH_RUNS:-3}
 T=${BENCH_TIME:-5}
 UDP_PPS=${BENCH_UDP_PPS:-100000}
+# Above what the native path delivers here: each path shows its capacity.
+UDP_SAT_PPS=${BENCH_UDP_SAT_PPS:-200000}
 UDP_LEN=64
 MAPPINGS=${BENCH_MAPPINGS:-8188}
 START_LIMIT=${BENCH_START_LIMIT:-300} # seconds allowed for bih-nfq to start
@@ -51,8 +54,10 @@ done
 [[ $RUNS =~ ^[0-9]+$ && $RUNS -ge 1 && $RUNS -le 20 ]] || die "BENCH_RUNS must be 1..20"
 [[ $T =~ ^[0-9]+$ && $T -ge 1 && $T -le 60 ]] || die "BENCH_TIME must be 1..60 seconds"
 [[ $UDP_PPS =~ ^[0-9]+$ && $UDP_PPS -ge 1000 ]] || die "BENCH_UDP_PPS must be a number ≥ 1000"
+[[ $UDP_SAT_PPS =~ ^[0-9]+$ && $UDP_SAT_PPS -ge 1000 ]] || die "BENCH_UDP_SAT_PPS must be a number ≥ 1000"
 [ -x "$BIN" ] || die "$BIN missing (make build)"
 UDP_BPS=$((UDP_PPS * UDP_LEN * 8))
+UDP_SAT_BPS=$((UDP_SAT_PPS * UDP_LEN * 8))
 
 WORK=$(mktemp -d /tmp/bihbench.XXXXXX)
 tayga_pid="" daemon_pid="" topo_up=""
@@ -133,7 +138,7 @@ measure() {
 		d=$RAW/$path/run$r
 		mkdir -p "$d"
 		log "$path: run $r/$RUNS"
-		local c0 c1 c2 c3 c4
+		local c0 c1 c2 c3 c4 c5
 		[ -z "$pid" ] || c0=$(cpu_ticks "$pid")
 		run timeout $((T + 30)) ip netns exec "$H" iperf3 "$fam" -c "$dst" -t "$T" -J >"$d/tcp_up.json" || echo "bench: iperf3 TCP up failed (run $r)" >&2
 		[ -z "$pid" ] || c1=$(cpu_ticks "$pid")
@@ -149,12 +154,15 @@ measure() {
 		[ -z "$pid" ] || c3=$(cpu_ticks "$pid")
 		run timeout 15 ip netns exec "$H" ping "$fam" -c 20 -i 0.05 -W 1 -w 10 "$dst" >"$d/ping.txt" 2>&1 || echo "bench: ping incomplete (run $r)" >&2
 		[ -z "$pid" ] || c4=$(cpu_ticks "$pid")
+		run timeout $((T + 30)) ip netns exec "$H" iperf3 "$fam" -c "$dst" -t "$T" -u -l "$UDP_LEN" -b "$UDP_SAT_BPS" -J >"$d/udp_sat.json" || echo "bench: iperf3 UDP at the saturating rate failed (run $r)" >&2
+		[ -z "$pid" ] || c5=$(cpu_ticks "$pid")
 		if [ -n "$pid" ]; then
 			{
 				echo "tcp_up_ticks=$((c1 - c0))"
 				echo "tcp_down_ticks=$((c2 - c1))"
 				echo "udp_ticks=$((c3 - c2))"
 				echo "ping_ticks=$((c4 - c3))"
+				echo "udp_sat_ticks=$((c5 - c4))"
 				echo "hwm_kb=$(vm_kb "$pid" VmHWM)"
 			} >>"$d/proc.env"
 		fi
@@ -184,6 +192,8 @@ measure() {
 	echo "udp_offered_pps=$UDP_PPS"
 	echo "udp_len=$UDP_LEN"
 	echo "udp_offered_bps=$UDP_BPS"
+	echo "udp_sat_offered_pps=$UDP_SAT_PPS"
+	echo "udp_sat_offered_bps=$UDP_SAT_BPS"
 	echo "mappings_preloaded=$MAPPINGS"
 	echo "offload_tool=$(command -v ethtool >/dev/null && echo 'ethtool -k + ip -d link' || echo 'ip -d link')"
 } >"$RAW/meta.env"

@@ -22,7 +22,7 @@ var pathColors = map[string]color.Color{
 // chartTiles are the panels of results.png.
 var chartTiles = []string{
 	figTCPUp, figTCPDown, figRTT,
-	figUDPRx, figUDPLoss, figUDPShort,
+	figUDPRx, figUDPSatRx, figUDPShort,
 	figCPUUp, figCPUDown, figRSS,
 }
 
