@@ -258,6 +258,7 @@ func (e *Emitter) take() (sent, failed, trains uint64) {
 	return sent, failed, trains
 }
 
+// flush sends the queued packets lo to hi with sendmmsg.
 func (q *emitQueue) flush(v6 bool, lo, hi int) (sent, failed int, last error) {
 	if lo >= hi {
 		return 0, 0, nil
@@ -331,12 +332,12 @@ const (
 
 // trainLen returns how many of pkts, from the first, form a UDP train:
 // IPv6 datagrams with no extension header and the same first 4 bytes
-// (traffic class, flow label), next header and hop limit, addresses and
-// ports, each of the first one's payload size but the last, which may be
-// shorter; at most trainMax of them, in 64 KiB.
+// (traffic class, flow label), next header and hop limit (below 255, see
+// writeTrain), addresses and ports, each of the first one's payload size
+// but the last, which may be shorter; at most trainMax of them, in 64 KiB.
 func trainLen(pkts [][]byte) int {
 	a := pkts[0]
-	if !plainUDP6(a) {
+	if !plainUDP6(a) || a[7] == 255 {
 		return 1
 	}
 	seg := len(a) - 48
@@ -370,8 +371,10 @@ func plainUDP6(p []byte) bool {
 // super-packet with a virtio-net header asking for the first one's payload
 // size per segment (VIRTIO_NET_HDR_GSO_UDP_L4): the kernel forwards it once
 // and cuts it back into the same datagrams, checksums computed, where the
-// path needs them (at the latest, the receiving socket). Packets queued
-// before it must have been sent.
+// path needs them (at the latest, the receiving socket). The kernel forwards
+// it from the TUN link, so the hop limit gets one more for the forward
+// path's decrement, as whole TCP super-packets do (the host translator is
+// not a hop). Packets queued before it must have been sent.
 func (e *Emitter) writeTrain(pkts [][]byte) error {
 	a := pkts[0]
 	seg := len(a) - 48
@@ -383,6 +386,7 @@ func (e *Emitter) writeTrain(pkts [][]byte) error {
 		e.train = make([]byte, 0, 40+0xffff)
 	}
 	b := append(e.train[:0], a[:48]...)
+	b[7]++
 	binary.BigEndian.PutUint16(b[4:], uint16(n))
 	binary.BigEndian.PutUint16(b[44:], uint16(n))
 	binary.BigEndian.PutUint16(b[46:], pseudoSum(b, protoUDP, n))

@@ -130,3 +130,68 @@ func TestEmitTrainRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteTrain reads back what writeTrain writes into the TUN link (here
+// a pipe): the virtio-net header asking for UDP segments of the first
+// datagram's payload size, one IPv6 header with the hop limit raised for
+// the forward path's decrement, the lengths of the whole, the pseudo-header
+// sum in the checksum field, and the payloads in order.
+func TestWriteTrain(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	e := &Emitter{tun: int(w.Fd())}
+	pkts := [][]byte{udp6(100, 1000), udp6(100, 1000), udp6(30, 1000)}
+	for i, p := range pkts {
+		for j := range p[48:] {
+			p[48+j] = byte(i)
+		}
+	}
+	if err := e.writeTrain(pkts); err != nil {
+		t.Fatal(err)
+	}
+	if e.sent != 3 || e.trains != 1 {
+		t.Errorf("sent %d, trains %d; want 3, 1", e.sent, e.trains)
+	}
+	got := make([]byte, 4096)
+	n, err := r.Read(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = got[:n]
+	const total = 8 + 100 + 100 + 30
+	if n != virtioNetHdrLen+40+total {
+		t.Fatalf("wrote %d bytes, want %d", n, virtioNetHdrLen+40+total)
+	}
+	h, pkt := got[:virtioNetHdrLen], got[virtioNetHdrLen:]
+	ne := binary.NativeEndian
+	if h[0] != virtioNetHdrNeedsCsum || h[1] != virtioNetHdrGSOUDPL4 || ne.Uint16(h[2:]) != 48 ||
+		ne.Uint16(h[4:]) != 100 || ne.Uint16(h[6:]) != 40 || ne.Uint16(h[8:]) != 6 {
+		t.Errorf("virtio-net header % x", h)
+	}
+	if pkt[7] != 65 {
+		t.Errorf("hop limit %d, want 65 (64 plus the forward path's decrement)", pkt[7])
+	}
+	if binary.BigEndian.Uint16(pkt[4:]) != total || binary.BigEndian.Uint16(pkt[44:]) != total {
+		t.Errorf("payload length %d, UDP length %d; want %d", binary.BigEndian.Uint16(pkt[4:]), binary.BigEndian.Uint16(pkt[44:]), total)
+	}
+	var ph [40]byte
+	copy(ph[:32], pkt[8:40])
+	binary.BigEndian.PutUint32(ph[32:], total)
+	ph[39] = protoUDP
+	if want := ^csum(ph[:], 0); binary.BigEndian.Uint16(pkt[46:]) != want {
+		t.Errorf("checksum field %#04x, want the pseudo-header sum %#04x", binary.BigEndian.Uint16(pkt[46:]), want)
+	}
+	for i, off := range []int{48, 148, 248} {
+		if pkt[off] != byte(i) {
+			t.Errorf("payload %d out of place", i)
+		}
+	}
+	top := func() []byte { p := udp6(8, 1); p[7] = 255; return p }
+	if trainLen([][]byte{top(), top()}) != 1 {
+		t.Error("a train with hop limit 255, which the forward path's decrement cannot be made up for")
+	}
+}
