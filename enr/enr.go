@@ -176,11 +176,18 @@ func (e *ENR) resolveCached(query *dns.Msg, plan QueryPlan, requester netip.Addr
 	if !ok {
 		return nil, false
 	}
+	return e.fromCache(query, plan, key, netip.AddrPort{}, requester, size)
+}
+
+// fromCache builds the answer to query from the cached answer under key
+// and, for an A query, the cached side result asked at server; nil when
+// either is missing. synthesized is as for resolveCached.
+func (e *ENR) fromCache(query *dns.Msg, plan QueryPlan, key cacheKey, server netip.AddrPort, requester netip.Addr, size int) (out *dns.Msg, synthesized bool) {
 	now := e.cfg.Now()
 	var side *dns.Msg
 	if plan.Kind == QueryA {
 		// Answer only reads the side result.
-		if side = e.cache.view(sideKey(netip.AddrPort{}, plan.Name, plan.Type), now); side == nil {
+		if side = e.cache.view(sideKey(server, plan.Name, plan.Type), now); side == nil {
 			return nil, false
 		}
 	}

@@ -446,20 +446,9 @@ func (ic *Interceptor) cachedAnswer(q *dns.Msg, plan QueryPlan, p *udpPacket) []
 	if !ok {
 		return nil
 	}
-	now := ic.enr.cfg.Now()
-	side := ic.enr.cache.view(sideKey(p.dst, plan.Name, plan.Type), now) // only read
-	if side == nil {
-		return nil
-	}
-	resp := ic.enr.cache.get(key, now)
-	if resp == nil {
-		return nil
-	}
-	resp.Authoritative = false // from a cache (RFC 1035 §4.1.1)
-	size := clientUDPSize(q)
-	out := ic.enr.Answer(q, plan, resp, side, p.src.Addr(), size)
+	out, _ := ic.enr.fromCache(q, plan, key, p.dst, p.src.Addr(), clientUDPSize(q))
 	if out == nil {
-		out = fitted(restoreQuestion(resp, q), size)
+		return nil
 	}
 	b, err := out.Pack()
 	if err != nil {
