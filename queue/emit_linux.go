@@ -38,9 +38,11 @@ type Emitter struct {
 	tun  int
 	vhdr [virtioNetHdrLen]byte
 	wiov [2]unix.Iovec
-	// train is the buffer a UDP train is gathered in; noTrains is set
-	// when the kernel refused one (it then goes out datagram by datagram).
-	train    []byte
+	// A UDP train is written from its own headers (thdr) and its
+	// datagrams' payloads in place (tiov). noTrains is set when the kernel
+	// refused one (it then goes out datagram by datagram).
+	thdr     [48]byte
+	tiov     []unix.Iovec
 	noTrains bool
 	trains   uint64
 }
@@ -382,17 +384,12 @@ func (e *Emitter) writeTrain(pkts [][]byte) error {
 	for _, p := range pkts {
 		n += len(p) - 48
 	}
-	if e.train == nil {
-		e.train = make([]byte, 0, 40+0xffff)
-	}
-	b := append(e.train[:0], a[:48]...)
+	b := e.thdr[:]
+	copy(b, a[:48])
 	b[7]++
 	binary.BigEndian.PutUint16(b[4:], uint16(n))
 	binary.BigEndian.PutUint16(b[44:], uint16(n))
 	binary.BigEndian.PutUint16(b[46:], pseudoSum(b, protoUDP, n))
-	for _, p := range pkts {
-		b = append(b, p[48:]...)
-	}
 	h := e.vhdr[:]
 	h[0] = virtioNetHdrNeedsCsum
 	h[1] = virtioNetHdrGSOUDPL4
@@ -400,11 +397,15 @@ func (e *Emitter) writeTrain(pkts [][]byte) error {
 	binary.NativeEndian.PutUint16(h[4:], uint16(seg)) // gso_size
 	binary.NativeEndian.PutUint16(h[6:], 40)          // csum_start
 	binary.NativeEndian.PutUint16(h[8:], 6)           // csum_offset
-	e.wiov[0].Base, e.wiov[1].Base = &h[0], &b[0]
-	e.wiov[0].SetLen(len(h))
-	e.wiov[1].SetLen(len(b))
+	if e.tiov == nil {
+		e.tiov = make([]unix.Iovec, 0, 2+trainMax)
+	}
+	iov := append(e.tiov[:0], iovec(h), iovec(b))
+	for _, p := range pkts {
+		iov = append(iov, iovec(p[48:]))
+	}
 	for {
-		_, _, errno := unix.RawSyscall(unix.SYS_WRITEV, uintptr(e.tun), uintptr(unsafe.Pointer(&e.wiov[0])), 2)
+		_, _, errno := unix.RawSyscall(unix.SYS_WRITEV, uintptr(e.tun), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
 		switch errno {
 		case 0:
 			e.sent += uint64(len(pkts))
@@ -415,6 +416,13 @@ func (e *Emitter) writeTrain(pkts [][]byte) error {
 		}
 		return fmt.Errorf("TUN write of a UDP train: %w", errno)
 	}
+}
+
+// iovec describes b, which must not be empty.
+func iovec(b []byte) unix.Iovec {
+	v := unix.Iovec{Base: &b[0]}
+	v.SetLen(len(b))
+	return v
 }
 
 // errNoWhole is AddWhole's answer without a TUN link.
