@@ -164,6 +164,37 @@ func sum(b []byte, s uint32) uint32 {
 	return s
 }
 
+// udp6Pseudo is the unfolded sum of the pseudo-header of the IPv6 UDP
+// datagram p, for the length in its UDP header.
+func udp6Pseudo(p []byte) uint32 {
+	var ph [40]byte
+	copy(ph[0:32], p[8:40])
+	binary.BigEndian.PutUint32(ph[32:], uint32(binary.BigEndian.Uint16(p[44:])))
+	ph[39] = unix.IPPROTO_UDP
+	return sum(ph[:], 0)
+}
+
+// loopbackEmitter is an Emitter in a new namespace (with tun, if any) and a
+// UDP socket on [::1]:port there to receive what it sends.
+func loopbackEmitter(t *testing.T, tun *os.File, port int) (*Emitter, *net.UDPConn) {
+	t.Helper()
+	ns := testNS(t)
+	em, err := NewEmitter(EmitterConfig{Mark: testMark, NetNS: ns, TUN: tun})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { em.Close() })
+	var rx *net.UDPConn
+	inNS(t, ns, func() {
+		rx, err = net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback, Port: port})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rx.Close() })
+	return em, rx
+}
+
 func csum(b []byte, s uint32) uint16 {
 	s = sum(b, s)
 	for s>>16 != 0 {
@@ -454,20 +485,7 @@ func testVerdictReplacesPayload(t *testing.T, mode string) {
 // from the host's own address and from one it does not hold (router mode
 // translates for other hosts): both arrive, with their sources unchanged.
 func TestEmitIPv6Sources(t *testing.T) {
-	ns := testNS(t)
-	em, err := NewEmitter(EmitterConfig{Mark: testMark, NetNS: ns})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer em.Close()
-	var rx *net.UDPConn
-	inNS(t, ns, func() {
-		rx, err = net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback, Port: 9998})
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rx.Close()
+	em, rx := loopbackEmitter(t, nil, 9998)
 	srcs := []net.IP{net.IPv6loopback, net.ParseIP("2001:db8:77::9")}
 	for i, src := range srcs {
 		payload := []byte(fmt.Sprintf("from %d", i))
@@ -481,11 +499,7 @@ func TestEmitIPv6Sources(t *testing.T) {
 		binary.BigEndian.PutUint16(p[42:], 9998)
 		binary.BigEndian.PutUint16(p[44:], uint16(8+len(payload)))
 		copy(p[48:], payload)
-		var ph [40]byte
-		copy(ph[0:32], p[8:40])
-		binary.BigEndian.PutUint32(ph[32:], uint32(8+len(payload)))
-		ph[39] = unix.IPPROTO_UDP
-		binary.BigEndian.PutUint16(p[46:], csum(p[40:], sum(ph[:], 0)))
+		binary.BigEndian.PutUint16(p[46:], csum(p[40:], udp6Pseudo(p)))
 		if err := em.Add(p, true); err != nil {
 			t.Fatal(err)
 		}

@@ -70,25 +70,12 @@ func TestTrainLen(t *testing.T) {
 // datagram by datagram through the raw socket, in order after what came
 // before it.
 func TestEmitTrainRefused(t *testing.T) {
-	ns := testNS(t)
 	notTUN, err := os.Open(os.DevNull)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer notTUN.Close()
-	em, err := NewEmitter(EmitterConfig{Mark: testMark, NetNS: ns, TUN: notTUN})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer em.Close()
-	var rx *net.UDPConn
-	inNS(t, ns, func() {
-		rx, err = net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback, Port: 9997})
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rx.Close()
+	em, rx := loopbackEmitter(t, notTUN, 9997)
 	// One datagram of another flow first: it must leave before the run.
 	const n = 5
 	for i := range n {
@@ -100,11 +87,7 @@ func TestEmitTrainRefused(t *testing.T) {
 		copy(p[24:40], net.IPv6loopback)
 		binary.BigEndian.PutUint16(p[42:], 9997)
 		copy(p[48:], fmt.Sprintf("dgram%d", i))
-		var ph [40]byte
-		copy(ph[0:32], p[8:40])
-		binary.BigEndian.PutUint32(ph[32:], uint32(len(p)-40))
-		ph[39] = protoUDP
-		binary.BigEndian.PutUint16(p[46:], csum(p[40:], sum(ph[:], 0)))
+		binary.BigEndian.PutUint16(p[46:], csum(p[40:], udp6Pseudo(p)))
 		if err := em.Add(p, false); err != nil {
 			t.Fatal(err)
 		}
@@ -178,11 +161,7 @@ func TestWriteTrain(t *testing.T) {
 	if binary.BigEndian.Uint16(pkt[4:]) != total || binary.BigEndian.Uint16(pkt[44:]) != total {
 		t.Errorf("payload length %d, UDP length %d; want %d", binary.BigEndian.Uint16(pkt[4:]), binary.BigEndian.Uint16(pkt[44:]), total)
 	}
-	var ph [40]byte
-	copy(ph[:32], pkt[8:40])
-	binary.BigEndian.PutUint32(ph[32:], total)
-	ph[39] = protoUDP
-	if want := ^csum(ph[:], 0); binary.BigEndian.Uint16(pkt[46:]) != want {
+	if want := ^csum(nil, udp6Pseudo(pkt)); binary.BigEndian.Uint16(pkt[46:]) != want {
 		t.Errorf("checksum field %#04x, want the pseudo-header sum %#04x", binary.BigEndian.Uint16(pkt[46:]), want)
 	}
 	for i, off := range []int{48, 148, 248} {
