@@ -85,6 +85,10 @@ type Conn struct {
 	hdrs  []unix.Mmsghdr
 	vbuf  []byte
 	seq   uint32
+	// held is how many bytes at the start of vbuf are verdicts kept back
+	// by HoldVerdicts; heldErr is the error of sending them from Receive.
+	held    int
+	heldErr syscall.Errno
 
 	// The system calls of Receive and SetVerdicts as closures made once,
 	// with their arguments and results here: a closure made per call would
@@ -137,7 +141,7 @@ func Open(cfg Config) (*Conn, error) {
 		c.hdrs[i].Hdr.Iov = &c.iov[i]
 		c.hdrs[i].Hdr.SetIovlen(1)
 	}
-	c.vbuf = make([]byte, 0, cfg.Batch*(nlmsgHdrLen+nfgenHdrLen+nlaHdrLen+8))
+	c.vbuf = make([]byte, 0, (cfg.Batch+1)*verdictMsgLen) // a batch and a held verdict
 	// Both calls never block (the socket is non-blocking; the kernel
 	// handles a verdict inside the call): raw system calls skip the
 	// runtime's bookkeeping for calls that may block, which wakes its
@@ -147,6 +151,12 @@ func Open(cfg Config) (*Conn, error) {
 	c.recvFn = func(fd uintptr) bool {
 		r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&c.hdrs[0])), uintptr(c.rWant), unix.MSG_WAITFORONE, 0, 0)
 		if e == unix.EAGAIN {
+			// The queue is empty: verdicts held back go out before
+			// the wait.
+			if c.held > 0 {
+				_, _, c.heldErr = unix.RawSyscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&c.vbuf[0])), uintptr(c.held), 0, 0, 0)
+				c.held = 0
+			}
 			return false
 		}
 		c.rGot, c.rErr = int(r), e
@@ -318,6 +328,10 @@ func (c *Conn) Receive(pkts []Packet) (int, error) {
 	if err := c.rc.Read(c.recvFn); err != nil {
 		return 0, err
 	}
+	if e := c.heldErr; e != 0 {
+		c.heldErr = 0
+		return 0, fmt.Errorf("held verdicts: %w", e)
+	}
 	got, serr := c.rGot, c.rErr
 	switch serr {
 	case 0:
@@ -471,13 +485,15 @@ func appendVerdicts(dst []byte, q uint16, pkts []Packet, verdicts []uint32, allo
 
 // SetVerdicts sends the verdicts for pkts[i] (verdicts[i]), with the new
 // bytes of the packets that have a Replace, in one sendmsg (more only when
-// the replaced payloads are large). A batch verdict covers every id up to
-// the last, so callers holding a packet back (asynchronous verdicts) must
-// not use batches on that queue: set allowBatch false.
+// the replaced payloads are large), after any verdicts held back. A batch
+// verdict covers every id up to the last, so callers holding a packet back
+// (asynchronous verdicts) must not use batches on that queue: set
+// allowBatch false.
 func (c *Conn) SetVerdicts(pkts []Packet, verdicts []uint32, allowBatch bool) error {
-	for len(pkts) > 0 {
+	for len(pkts) > 0 || c.held > 0 {
 		var n int
-		c.vbuf, n = appendVerdicts(c.vbuf[:0], c.cfg.Num, pkts, verdicts, allowBatch)
+		c.vbuf, n = appendVerdicts(c.vbuf[:c.held], c.cfg.Num, pkts, verdicts, allowBatch)
+		c.held = 0
 		if err := c.rc.Write(c.verdictFn); err != nil {
 			return err
 		}
@@ -486,6 +502,26 @@ func (c *Conn) SetVerdicts(pkts []Packet, verdicts []uint32, allowBatch bool) er
 		}
 		pkts, verdicts = pkts[n:], verdicts[n:]
 	}
+	return nil
+}
+
+// HoldVerdicts is SetVerdicts for a packet whose answer may come back at
+// once (an echo request, a TCP segment): the verdicts wait for the next
+// Receive, which sends them before it waits on an empty queue, or for the
+// next SetVerdicts, which sends them along. Either way they leave a system
+// call later, off the path of what the queue holds next. Only one
+// packet's worth is held (more are sent at once), and none with a Replace.
+// Verdicts still held at Close are never sent: the kernel drops the
+// packets when the queue goes.
+func (c *Conn) HoldVerdicts(pkts []Packet, verdicts []uint32) error {
+	if len(pkts) == 0 {
+		return nil
+	}
+	if c.held > 0 || len(pkts) != 1 || pkts[0].Replace != nil {
+		return c.SetVerdicts(pkts, verdicts, false)
+	}
+	c.vbuf = appendVerdict(c.vbuf[:0], c.cfg.Num, nfqnlMsgVerdict, pkts[0].ID, verdicts[0])
+	c.held = len(c.vbuf)
 	return nil
 }
 

@@ -523,3 +523,207 @@ func TestEmitIPv6Sources(t *testing.T) {
 		}
 	}
 }
+
+// TestHoldVerdicts: a held verdict is not sent by itself; it goes out with
+// the next SetVerdicts, with a second one held (both at once), and from
+// Receive when the queue is empty, before Receive waits.
+func TestHoldVerdicts(t *testing.T) {
+	ns := testNS(t)
+	const q = 9
+	steerMatch(t, ns, q, []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_UDP}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0x27, 0x0d}}, // dport 9997
+	})
+	conn, err := Open(Config{Num: q, NetNS: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var rx, tx *net.UDPConn
+	inNS(t, ns, func() {
+		if rx, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9997}); err != nil {
+			t.Errorf("listen: %v", err)
+			return
+		}
+		if tx, err = net.DialUDP("udp4", nil, rx.LocalAddr().(*net.UDPAddr)); err != nil {
+			t.Errorf("dial: %v", err)
+		}
+	})
+	if t.Failed() {
+		return
+	}
+	defer rx.Close()
+	defer tx.Close()
+
+	pkts := make([]Packet, 16)
+	// send queues n datagrams and receives them from the queue.
+	send := func(n int) []Packet {
+		t.Helper()
+		for i := range n {
+			fmt.Fprintf(tx, "datagram %d", i)
+		}
+		var got []Packet
+		for len(got) < n {
+			k, err := conn.Receive(pkts[len(got):n])
+			if err != nil {
+				t.Fatalf("receive: %v", err)
+			}
+			got = pkts[:len(got)+k]
+		}
+		return got
+	}
+	// arrived reads what reaches rx, until want have or wait is over.
+	arrived := func(want int, wait time.Duration) int {
+		rx.SetReadDeadline(time.Now().Add(wait))
+		buf := make([]byte, 64)
+		n := 0
+		for n < want || want == 0 {
+			if _, err := rx.Read(buf); err != nil {
+				break
+			}
+			n++
+		}
+		return n
+	}
+	accept := []uint32{Accept, Accept, Accept}
+
+	p := send(1)
+	if err := conn.HoldVerdicts(p, accept[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if n := arrived(0, 100*time.Millisecond); n != 0 || queueTotal(t, ns, q) != 1 {
+		t.Fatalf("a held verdict was sent: %d arrived, queue holds %d", n, queueTotal(t, ns, q))
+	}
+	p = send(2)
+	// No batch verdict: one would settle the held packet's id as well.
+	if err := conn.SetVerdicts(p, accept[:2], false); err != nil {
+		t.Fatal(err)
+	}
+	if n := arrived(3, time.Second); n != 3 {
+		t.Errorf("held verdict with SetVerdicts: %d of 3 datagrams arrived", n)
+	}
+
+	for range 2 {
+		p = send(1)
+		if err := conn.HoldVerdicts(p, accept[:1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := arrived(2, time.Second); n != 2 {
+		t.Errorf("second held verdict: %d of 2 datagrams arrived", n)
+	}
+
+	// Receive on the empty queue sends the one held, then waits.
+	p = send(1)
+	if err := conn.HoldVerdicts(p, accept[:1]); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := conn.Receive(pkts)
+		done <- err
+	}()
+	if n := arrived(1, time.Second); n != 1 {
+		t.Errorf("waiting Receive: %d datagrams arrived, want the held one", n)
+	}
+	if n := queueTotal(t, ns, q); n != 0 {
+		t.Errorf("queue holds %d packets", n)
+	}
+	conn.Close()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Receive still waiting after Close")
+	}
+}
+
+// echoHandler accepts every packet; its first one sends a second datagram
+// from inside Handle, as an echo reply comes back while a lone packet is
+// emitted. For the second it records how many packets the kernel queue
+// holds.
+type echoHandler struct {
+	t      *testing.T
+	ns     int
+	q      uint16
+	tx     *net.UDPConn
+	n      int
+	queued chan int
+}
+
+func (h *echoHandler) Handle(p *Packet, out Sink) uint32 {
+	h.n++
+	switch h.n {
+	case 1:
+		fmt.Fprintf(h.tx, "reply")
+	case 2:
+		h.queued <- queueTotal(h.t, h.ns, h.q)
+	}
+	return Accept
+}
+
+// TestWorkerHoldsLoneVerdict: the worker receives what a lone packet
+// brought back before it sends that packet's verdict.
+func TestWorkerHoldsLoneVerdict(t *testing.T) {
+	ns := testNS(t)
+	const q = 10
+	steerMatch(t, ns, q, []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_UDP}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0x27, 0x0c}}, // dport 9996
+	})
+	conn, err := Open(Config{Num: q, NetNS: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	em, err := NewEmitter(EmitterConfig{Mark: testMark, NetNS: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer em.Close()
+	var rx, tx *net.UDPConn
+	inNS(t, ns, func() {
+		if rx, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9996}); err != nil {
+			t.Errorf("listen: %v", err)
+			return
+		}
+		if tx, err = net.DialUDP("udp4", nil, rx.LocalAddr().(*net.UDPAddr)); err != nil {
+			t.Errorf("dial: %v", err)
+		}
+	})
+	if t.Failed() {
+		conn.Close()
+		return
+	}
+	defer rx.Close()
+	defer tx.Close()
+	h := &echoHandler{t: t, ns: ns, q: q, tx: tx, queued: make(chan int, 1)}
+	w := &Worker{Conn: conn, Emitter: em, Handler: h}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- w.Run(ctx) }()
+	fmt.Fprintf(tx, "request")
+	select {
+	case n := <-h.queued:
+		if n != 2 {
+			t.Errorf("the kernel queue held %d packets when the second was handled, want 2 (the first's verdict held)", n)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the second datagram was not handled")
+	}
+	rx.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 64)
+	for _, want := range []string{"request", "reply"} {
+		n, err := rx.Read(buf)
+		if err != nil || string(buf[:n]) != want {
+			t.Fatalf("read %q, %v; want %q", buf[:n], err, want)
+		}
+	}
+	cancel()
+	if err := <-errc; err != nil && err != context.Canceled {
+		t.Fatalf("worker: %v", err)
+	}
+}

@@ -93,8 +93,10 @@ func (w *Worker) Run(ctx context.Context) error {
 // sender's socket buffer until its verdict, and emitting a batch of UDP
 // runs each datagram through the stack to its receiver, so verdicts first
 // let the sender go on meanwhile (64-byte UDP: about 13 % more delivered).
-// A lone packet is emitted first: nothing waits behind it, and its verdict
-// would only delay it (ping through the translator: about 9 µs less).
+// A lone packet is emitted first and its verdict held for the next
+// Receive: nothing waits behind it, and what it brings back (an echo reply,
+// an ACK) is often queued before the emit returns, so its verdict would
+// only delay that.
 func (w *Worker) serve(pkts []Packet) error {
 	for i := range pkts {
 		w.verdicts[i] = w.Handler.Handle(&pkts[i], w.Emitter)
@@ -121,12 +123,16 @@ func (w *Worker) serve(pkts []Packet) error {
 		w.settled = append(w.settled, pkts[i])
 		w.sv = append(w.sv, w.verdicts[i])
 	}
+	if lone {
+		if err := w.Conn.HoldVerdicts(w.settled, w.sv); err != nil {
+			return fmt.Errorf("queue %d: verdicts: %w", w.Conn.cfg.Num, err)
+		}
+		return nil
+	}
 	if err := w.Conn.SetVerdicts(w.settled, w.sv, !w.Async); err != nil {
 		return fmt.Errorf("queue %d: verdicts: %w", w.Conn.cfg.Num, err)
 	}
-	if !lone {
-		w.emit()
-	}
+	w.emit()
 	return nil
 }
 
