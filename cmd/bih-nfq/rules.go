@@ -5,30 +5,42 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/netip"
+	"runtime"
 	"strconv"
 	"strings"
 
+	"github.com/bih-nfq/bih-nfq/internal/config"
 	"github.com/bih-nfq/bih-nfq/internal/hostnet"
 	"github.com/bih-nfq/bih-nfq/nft"
 )
 
-const rulesUsage = `usage: bih-nfq rules [flags]
+const rulesUsage = `usage: bih-nfq rules [--config FILE | flags]
 
 Print the nftables ruleset the daemon installs, as an nft script, for
 sysadmins who load their own ruleset (rules: external). Load it with
 nft -f FILE. Kernels built without nft's queue expression (CONFIG_NFT_QUEUE)
 refuse its queue statements; let the daemon install the rules there.
 
+With --config FILE the ruleset is the one bih-nfq run --config FILE would
+install on this host: the configuration's pools (less those overlapping the
+host's IPv4 networks), queues, mark, table, mode and router settings, and
+the IPv6 source the daemon would use. It takes no other flag. Without it,
+the flags below describe the ruleset.
+
 flags:
-  --pools PFX[,PFX...]   IPv4 destination pools (default 10.170.160.0/20)
+  --config FILE          the daemon's configuration file
+  --pools PFX[,PFX...]   IPv4 destination pools (default 10.170.160.0/20,
+                         172.21.80.0/20, as the daemon)
   --source6 ADDR         IPv6 source of translated traffic (default: derived
                          from /etc/machine-id in the uplink's /64, as the
                          daemon does)
   --uplink NAME          uplink for --source6 derivation (default: the link of
                          the IPv6 default route)
   --xlat-queue N         first translation queue (default 0)
-  --xlat-queues N        number of translation queues, flows spread by hash (default 1)
+  --xlat-queues N        number of translation queues, flows spread by hash
+                         (default: one per CPU, as the daemon)
   --dns-queue N          DNS queue (default 32)
   --mode MODE            host (default), router or host+router
   --lan NAME[,NAME...]   router mode: the LAN links
@@ -42,8 +54,8 @@ flags:
 `
 
 func init() {
-	register("rules", "print the nftables ruleset as an nft script", func(args []string, stdout, _ io.Writer) error {
-		cfg, err := parseRulesFlags(args, stdout)
+	register("rules", "print the nftables ruleset as an nft script", func(args []string, stdout, stderr io.Writer) error {
+		cfg, err := parseRulesFlags(args, stdout, stderr)
 		if err != nil {
 			return err
 		}
@@ -62,15 +74,21 @@ var source6Planner = func(uplink string) (netip.Addr, error) {
 	return a, err
 }
 
-func parseRulesFlags(args []string, stdout io.Writer) (nft.Config, error) {
+func parseRulesFlags(args []string, stdout, stderr io.Writer) (nft.Config, error) {
 	cfg := nft.DefaultConfig()
+	// The daemon's default pools (pool.pools), not the package's.
+	dc := config.Default()
+	if p, err := dc.Pool.Prefixes(); err == nil {
+		cfg.Pools = p
+	}
 	fs := flag.NewFlagSet("rules", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
-	var pools, source6, uplink, table, lans, lanHosts, lanAddrs string
+	var configFile, pools, source6, uplink, table, lans, lanHosts, lanAddrs string
 	mode := "host"
 	routerQueue := uint64(nft.DefaultRouterNum)
-	var xlatQueue, xlatQueues, dnsQueue, mark uint64 = uint64(cfg.Xlat.Num), 1, uint64(cfg.DNS.Num), uint64(cfg.Mark)
+	var xlatQueue, xlatQueues, dnsQueue, mark uint64 = uint64(cfg.Xlat.Num), uint64(runtime.NumCPU()), uint64(cfg.DNS.Num), uint64(cfg.Mark)
+	fs.StringVar(&configFile, "config", "", "")
 	fs.StringVar(&pools, "pools", "", "")
 	fs.StringVar(&source6, "source6", "", "")
 	fs.StringVar(&uplink, "uplink", "", "")
@@ -103,6 +121,20 @@ func parseRulesFlags(args []string, stdout io.Writer) (nft.Config, error) {
 	}
 	if fs.NArg() != 0 {
 		return cfg, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	if configFile != "" {
+		var others []string
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name != "config" {
+				others = append(others, "--"+f.Name)
+			}
+		})
+		if len(others) > 0 {
+			return cfg, fmt.Errorf("%w: --config takes no other flag (got %s): the file says it all", errUsage, strings.Join(others, " "))
+		}
+		// Warnings (a pool overlapping the host's networks) go to stderr;
+		// stdout stays a clean nft script.
+		return rulesFromConfig(configFile, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	}
 	if pools != "" {
 		cfg.Pools = nil

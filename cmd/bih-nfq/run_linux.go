@@ -273,22 +273,9 @@ func (d *daemon) start(parent context.Context) error {
 
 	// Pools that overlap the host's own IPv4 networks are not routed into our
 	// link, and the pool is told to avoid them (RFC 6535 §4.4).
-	conflicts, err := hostnet.Conflicts(pools, cfg.Host.Link, hostnet.Options{Logger: d.log})
-	if err != nil {
-		return fmt.Errorf("check pool conflicts: %w", err)
-	}
 	var overlap []netip.Prefix
-	for _, c := range conflicts {
-		d.log.Warn("destination pool overlaps the host's IPv4 networks", "conflict", c.String())
-		overlap = append(overlap, c.Pool)
-	}
-	for _, p := range pools {
-		if !slices.Contains(overlap, p) {
-			d.routedPools = append(d.routedPools, p)
-		}
-	}
-	if len(d.routedPools) == 0 {
-		return errors.New("pool.pools: every destination pool overlaps the host's IPv4 networks")
+	if d.routedPools, overlap, err = routablePools(pools, cfg.Host.Link, d.log); err != nil {
+		return err
 	}
 
 	hcfg := hostnet.Config{
@@ -409,10 +396,7 @@ func (d *daemon) start(parent context.Context) error {
 
 	// Queues are bound before the rules that feed them exist, so no packet
 	// meets a queue nobody reads.
-	nq := cfg.Queue.Count
-	if nq <= 0 {
-		nq = runtime.NumCPU()
-	}
+	nq := queueCount(cfg)
 	if err := checkQueues(cfg, nq); err != nil {
 		return err
 	}
@@ -481,21 +465,11 @@ func (d *daemon) start(parent context.Context) error {
 		return err
 	}
 
-	ncfg := nft.Config{
-		Table4: cfg.NFT.Table, Table6: cfg.NFT.Table, Mark: d.mark,
-		Pools: d.routedPools, Source6: d.host.Source6(),
-		// Spread by flow hash, not by CPU: CPU fanout splits one flow over
-		// queues, and the reordering cost many retransmits in the lab.
-		Xlat: nft.Queue{Num: uint16(cfg.Queue.Translation), Count: uint16(nq), CPUFanout: false,
-			Bypass: cfg.Queue.FailOpenTranslation},
-		DNS:       nft.Queue{Num: uint16(cfg.Queue.DNS), Count: 1, Bypass: cfg.Queue.FailOpenDNS},
-		NoHost:    !cfg.HostMode(),
-		NoHostDNS: cfg.DNS.Mode == config.DNSStub,
-	}
+	var router *routerSide
 	if cfg.RouterMode() {
-		ncfg.Router = d.router.rules(nft.Queue{Num: uint16(cfg.Queue.Router), Count: uint16(nq),
-			Bypass: cfg.Queue.FailOpenTranslation})
+		router = d.router
 	}
+	ncfg := daemonRules(cfg, d.routedPools, d.host.Source6(), router, nq, d.mark)
 	if d.external {
 		d.rules, err = nft.Verify(ncfg, nft.Options{Logger: d.log})
 	} else {
