@@ -323,8 +323,30 @@ func (h *Host) setupLink(log *slog.Logger) error {
 }
 
 // pruneLink removes what an adopted link carries beyond this
-// configuration: an earlier run's other pools or IPv4 address.
+// configuration: an earlier run's other pools or IPv4 address, and the
+// routes of LAN hosts' IPv6 addresses that router mode no longer has.
 func (h *Host) pruneLink(log *slog.Logger) error {
+	var lanAddrs []netip.Prefix
+	if h.cfg.Router != nil {
+		lanAddrs = h.cfg.Router.Addrs
+	}
+	routes6, err := h.nl.RouteList(h.link, netlink.FAMILY_V6)
+	if err != nil {
+		return fmt.Errorf("list IPv6 routes: %w", err)
+	}
+	for _, r := range routes6 {
+		if r.Dst == nil || r.Protocol == unix.RTPROT_KERNEL {
+			continue
+		}
+		p, ok := prefixOf(r.Dst)
+		if !ok || slices.Contains(lanAddrs, p) {
+			continue
+		}
+		log.Warn("removing stale route from an earlier run", "route", p, "link", h.cfg.LinkName)
+		if err := h.nl.RouteDel(&r); err != nil && !gone(err) {
+			return fmt.Errorf("remove stale route %v: %w", p, err)
+		}
+	}
 	routes, err := h.nl.RouteList(h.link, netlink.FAMILY_V4)
 	if err != nil {
 		return fmt.Errorf("list routes: %w", err)

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/vishvananda/netlink"
@@ -120,6 +121,13 @@ func (h *Host) setupRouter(log *slog.Logger) error {
 		return fmt.Errorf("%d LAN host addresses for proxy NDP on %s, at most %d: route their prefix to the router instead",
 			len(r.Proxy), h.Uplink(), MaxProxy)
 	}
+	var keep []netip.Addr
+	if proxy {
+		keep = r.Proxy
+	}
+	if err := h.pruneProxy(keep, log); err != nil {
+		return err
+	}
 	if proxy && len(r.Proxy) > 0 {
 		if err := h.setupProxy(log); err != nil {
 			return err
@@ -196,6 +204,28 @@ func (h *Host) setupProxy(log *slog.Logger) error {
 	}
 	h.proxied = true
 	log.Info("proxy NDP on the uplink", "uplink", h.Uplink(), "addresses", len(h.cfg.Router.Proxy))
+	return nil
+}
+
+// pruneProxy removes the uplink's proxy NDP entries that an earlier run
+// left (killed, it could not remove them) for LAN host addresses this one
+// does not answer for. Entries outside the LAN hosts' addresses are not
+// ours to judge and stay.
+func (h *Host) pruneProxy(keep []netip.Addr, log *slog.Logger) error {
+	neighs, err := h.nl.NeighProxyList(h.uplink.Attrs().Index, netlink.FAMILY_V6)
+	if err != nil {
+		return fmt.Errorf("proxy NDP entries of %s: %w", h.Uplink(), err)
+	}
+	for _, n := range neighs {
+		a, ok := netip.AddrFromSlice(n.IP)
+		if !ok || slices.Contains(keep, a.Unmap()) || !slices.ContainsFunc(h.cfg.Router.Addrs, func(p netip.Prefix) bool { return p.Contains(a.Unmap()) }) {
+			continue
+		}
+		log.Warn("removing stale proxy NDP entry from an earlier run", "addr", a, "uplink", h.Uplink())
+		if err := h.nl.NeighDel(&n); err != nil && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("remove stale proxy NDP entry for %v: %w", a, err)
+		}
+	}
 	return nil
 }
 

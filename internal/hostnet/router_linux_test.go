@@ -73,6 +73,46 @@ func TestRouterSetup(t *testing.T) {
 		t.Errorf("proxy_ndp %q after teardown, was %q", v, proxyBefore)
 	}
 
+	// Killed (no teardown), then started with one host fewer and another
+	// prefix besides: the stale proxy entry goes, the kept one and a proxy
+	// entry that is not the daemon's stay; the route stays as configured.
+	foreign := netip.MustParseAddr("2001:db8:1::77")
+	ns.Run(t, "ip", "-6", "neigh", "add", "proxy", foreign.String(), "dev", "veth0")
+	if _, err := Setup(cfg, Options{NetNS: ns.Fd(), Logger: quiet}); err != nil {
+		t.Fatal(err)
+	}
+	extra := netip.MustParsePrefix("2001:db8:99::c0a8:800/120")
+	cfg.Router.Addrs = []netip.Prefix{onLink, extra}
+	cfg.Router.Proxy = hosts[:1]
+	if _, err := Setup(cfg, Options{NetNS: ns.Fd(), Logger: quiet}); err != nil {
+		t.Fatalf("set-up over leftovers: %v", err)
+	}
+	proxy = ns.Run(t, "ip", "-6", "neigh", "show", "proxy")
+	if strings.Contains(proxy, hosts[1].String()+" ") || !strings.Contains(proxy, hosts[0].String()+" ") ||
+		!strings.Contains(proxy, foreign.String()+" ") {
+		t.Errorf("proxy entries after adoption, want %v and %v only:\n%s", hosts[0], foreign, proxy)
+	}
+	// Started again without the extra prefix: its route goes.
+	cfg.Router.Addrs = []netip.Prefix{onLink}
+	h, err = Setup(cfg, Options{NetNS: ns.Fd(), Logger: quiet})
+	if err != nil {
+		t.Fatalf("set-up over leftovers: %v", err)
+	}
+	if r := ns.Run(t, "ip", "-6", "route", "show", "dev", "bih0"); strings.Contains(r, extra.Addr().String()) || !strings.Contains(r, onLink.String()) {
+		t.Errorf("routes on bih0 after adoption, want %v only:\n%s", onLink, r)
+	}
+	if err := h.Teardown(); err != nil {
+		t.Fatal(err)
+	}
+	ns.Run(t, "ip", "-6", "neigh", "del", "proxy", foreign.String(), "dev", "veth0")
+	cfg.Router.Proxy = hosts
+	if after := snapshot(t, ns); after != before {
+		t.Errorf("leftovers not removed:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	if p := ns.Run(t, "ip", "-6", "neigh", "show", "proxy"); strings.TrimSpace(p) != "" {
+		t.Errorf("proxy entries left: %s", p)
+	}
+
 	// A routed prefix needs no proxy NDP.
 	cfg.Router.Addrs = []netip.Prefix{netip.MustParsePrefix("2001:db8:99::c0a8:700/120")}
 	h, err = Setup(cfg, Options{NetNS: ns.Fd(), Logger: quiet})
