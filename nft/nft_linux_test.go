@@ -494,10 +494,7 @@ func TestAddMappedAll(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%d elements in %v", len(elems), time.Since(start))
-	m, err := r.Mapped()
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := settledMapped(t, r, len(elems))
 	if len(m) != len(elems) {
 		t.Fatalf("set holds %d elements, want %d", len(m), len(elems))
 	}
@@ -512,7 +509,24 @@ func TestAddMappedAll(t *testing.T) {
 	if err := r.AddMappedAll(bad); err == nil {
 		t.Fatal("an IPv4 address was accepted into mapped6")
 	}
-	if m, _ := r.Mapped(); len(m) != len(elems) {
+	if m := settledMapped(t, r, len(elems)); len(m) != len(elems) {
 		t.Errorf("a refused call changed the set: %d elements", len(m))
+	}
+}
+
+// settledMapped lists set mapped6 until it shows want elements, for up to
+// two seconds. The kernel grows a hash set's table after a large insert in
+// the background, and a listing made meanwhile can miss elements the set
+// holds (nft list set shows them all a moment later).
+func settledMapped(t *testing.T, r *Ruleset, want int) map[netip.Addr]time.Duration {
+	t.Helper()
+	for end := time.Now().Add(2 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		m, err := r.Mapped()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(m) == want || time.Now().After(end) {
+			return m
+		}
 	}
 }
