@@ -195,6 +195,38 @@ func loopbackEmitter(t *testing.T, tun *os.File, port int) (*Emitter, *net.UDPCo
 	return em, rx
 }
 
+// steerUDP queues, in ns, UDP datagrams to port (output hook) to queue q.
+func steerUDP(t *testing.T, ns int, q uint16, port uint16) {
+	t.Helper()
+	steerMatch(t, ns, q, []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_UDP}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.BigEndian.AppendUint16(nil, port)},
+	})
+}
+
+// loopbackUDP returns, in ns, a socket on 127.0.0.1:port and one connected
+// to it; both close when the test ends.
+func loopbackUDP(t *testing.T, ns int, port int) (rx, tx *net.UDPConn) {
+	t.Helper()
+	var err error
+	inNS(t, ns, func() {
+		if rx, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}); err != nil {
+			return
+		}
+		tx, err = net.DialUDP("udp4", nil, rx.LocalAddr().(*net.UDPAddr))
+	})
+	if rx != nil {
+		t.Cleanup(func() { rx.Close() })
+	}
+	if err != nil {
+		t.Fatalf("UDP on 127.0.0.1:%d: %v", port, err)
+	}
+	t.Cleanup(func() { tx.Close() })
+	return rx, tx
+}
+
 func csum(b []byte, s uint32) uint16 {
 	s = sum(b, s)
 	for s>>16 != 0 {
@@ -418,12 +450,7 @@ func TestQueueVerdictReplacesPayload(t *testing.T) {
 func testVerdictReplacesPayload(t *testing.T, mode string) {
 	ns := testNS(t)
 	const q = 8
-	steerMatch(t, ns, q, []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_UDP}},
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0x27, 0x0e}}, // dport 9998
-	})
+	steerUDP(t, ns, q, 9998)
 	conn, err := Open(Config{Num: q, NetNS: ns})
 	if err != nil {
 		t.Fatal(err)
@@ -436,27 +463,11 @@ func testVerdictReplacesPayload(t *testing.T, mode string) {
 	defer conn.Close()
 	h := &mangle{conn: conn, mode: mode}
 	w := &Worker{Conn: conn, Emitter: em, Handler: h, Async: true}
+	rx, tx := loopbackUDP(t, ns, 9998)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	errc := make(chan error, 1)
 	go func() { errc <- w.Run(ctx) }()
-	var rx, tx *net.UDPConn
-	inNS(t, ns, func() {
-		if rx, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9998}); err != nil {
-			t.Errorf("listen: %v", err)
-			return
-		}
-		if tx, err = net.DialUDP("udp4", nil, rx.LocalAddr().(*net.UDPAddr)); err != nil {
-			t.Errorf("dial: %v", err)
-		}
-	})
-	if t.Failed() {
-		cancel()
-		<-errc
-		return
-	}
-	defer rx.Close()
-	defer tx.Close()
 	const count = 20
 	for i := range count {
 		fmt.Fprintf(tx, "ping %d", i)
@@ -530,32 +541,13 @@ func TestEmitIPv6Sources(t *testing.T) {
 func TestHoldVerdicts(t *testing.T) {
 	ns := testNS(t)
 	const q = 9
-	steerMatch(t, ns, q, []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_UDP}},
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0x27, 0x0d}}, // dport 9997
-	})
+	steerUDP(t, ns, q, 9997)
 	conn, err := Open(Config{Num: q, NetNS: ns})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	var rx, tx *net.UDPConn
-	inNS(t, ns, func() {
-		if rx, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9997}); err != nil {
-			t.Errorf("listen: %v", err)
-			return
-		}
-		if tx, err = net.DialUDP("udp4", nil, rx.LocalAddr().(*net.UDPAddr)); err != nil {
-			t.Errorf("dial: %v", err)
-		}
-	})
-	if t.Failed() {
-		return
-	}
-	defer rx.Close()
-	defer tx.Close()
+	rx, tx := loopbackUDP(t, ns, 9997)
 
 	pkts := make([]Packet, 16)
 	// send queues n datagrams and receives them from the queue.
@@ -668,37 +660,18 @@ func (h *echoHandler) Handle(p *Packet, out Sink) uint32 {
 func TestWorkerHoldsLoneVerdict(t *testing.T) {
 	ns := testNS(t)
 	const q = 10
-	steerMatch(t, ns, q, []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_UDP}},
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0x27, 0x0c}}, // dport 9996
-	})
+	steerUDP(t, ns, q, 9996)
 	conn, err := Open(Config{Num: q, NetNS: ns})
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer conn.Close() // the worker closes it too; a second Close is harmless
 	em, err := NewEmitter(EmitterConfig{Mark: testMark, NetNS: ns})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer em.Close()
-	var rx, tx *net.UDPConn
-	inNS(t, ns, func() {
-		if rx, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9996}); err != nil {
-			t.Errorf("listen: %v", err)
-			return
-		}
-		if tx, err = net.DialUDP("udp4", nil, rx.LocalAddr().(*net.UDPAddr)); err != nil {
-			t.Errorf("dial: %v", err)
-		}
-	})
-	if t.Failed() {
-		conn.Close()
-		return
-	}
-	defer rx.Close()
-	defer tx.Close()
+	rx, tx := loopbackUDP(t, ns, 9996)
 	h := &echoHandler{t: t, ns: ns, q: q, tx: tx, queued: make(chan int, 1)}
 	w := &Worker{Conn: conn, Emitter: em, Handler: h}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
